@@ -1,0 +1,118 @@
+//! `cargo xtask`: the project's only build script.
+//!
+//! Every way into the project goes through here, so a fresh machine needs nothing but a Rust
+//! toolchain (and apt for system packages):
+//!
+//! - `cargo xtask serve` installs what is missing, builds the playground to WebAssembly, builds
+//!   the book and serves it with live reload on <http://127.0.0.1:3000>;
+//! - `cargo xtask test` runs everything CI checks, phase by phase, with timings;
+//! - `cargo xtask book` builds the static book into `target/book` without serving it;
+//! - `cargo xtask grade` scores a learner's exercise; `cargo xtask bench` runs the benchmarks.
+//!
+//! Tool versions live in one place, [`tools`]; each step is idempotent so a second run only
+//! redoes what changed.
+
+mod book;
+mod grade;
+mod step;
+mod test;
+mod tidy;
+mod tools;
+mod wasm;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Command line of `cargo xtask`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    about = "Set up, build, serve, test and grade Microservices in Motion"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Install the pinned tools the book and the tests need (idempotent).
+    Setup {
+        /// Also install what the browser tests need (Chromium and chromedriver).
+        #[arg(long)]
+        browser: bool,
+    },
+    /// Build the playground (WASM) and the book into target/book.
+    Book,
+    /// Build the book and serve it on http://127.0.0.1:3000 with live reload.
+    Serve {
+        /// Port to serve on.
+        #[arg(long, default_value_t = 3000, env = "BOOK_PORT")]
+        port: u16,
+    },
+    /// Run every check CI runs: fmt, tidy, book, clippy, tests, browser tests, grader.
+    Test,
+    /// Check the project's invariants (doc comments, pure cores, pinned versions, book includes).
+    Tidy,
+    /// Grade a learner's exercise against the lab's graded tests.
+    Grade(grade::GradeArgs),
+    /// Run a lab's benchmarks in release mode (criterion), e.g. `cargo xtask bench breaker`.
+    Bench {
+        /// The lab whose benchmarks to run (crate `lab-<name>`).
+        lab: String,
+        /// Extra arguments passed to criterion (after `--`).
+        #[arg(last = true)]
+        criterion_args: Vec<String>,
+    },
+}
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("{}", step::failure_banner(&error));
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)
+        .with_context(|| format!("cannot enter the workspace root {}", root.display()))?;
+    match cli.command {
+        Command::Setup { browser } => {
+            tools::ensure_book_tools()?;
+            wasm::ensure_toolchain()?;
+            if browser {
+                tools::ensure_browser()?;
+            }
+            Ok(())
+        }
+        Command::Book => book::build(&root),
+        Command::Serve { port } => book::serve(&root, port),
+        Command::Test => test::run(&root),
+        Command::Tidy => tidy::run(&root),
+        Command::Grade(args) => grade::run(&args),
+        Command::Bench {
+            lab,
+            criterion_args,
+        } => {
+            let mut cmd = std::process::Command::new(tools::cargo());
+            cmd.args(["bench", "-p", &format!("lab-{lab}")]);
+            if !criterion_args.is_empty() {
+                cmd.arg("--").args(&criterion_args);
+            }
+            step::run_checked(&mut cmd, &format!("benchmarks of lab-{lab}"))
+        }
+    }
+}
+
+/// The workspace root: xtask lives in `<root>/xtask`, and cargo tells us where that is.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask's manifest has no parent directory")
+}

@@ -1,0 +1,158 @@
+//! The tools the project installs, at pinned versions, in one place, and how to install them.
+//!
+//! Every installer here first checks what is already present and does nothing when it matches, so
+//! `cargo xtask serve` and `cargo xtask test` are fast on a second run. Cargo tools come from
+//! crates.io with `cargo install --version`; system packages come from Debian's apt (as root) or,
+//! when apt cannot be used, an error says exactly which command to run.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Once;
+
+use anyhow::{Result, bail};
+
+use crate::step;
+
+/// mdBook, the book's builder. 0.5 changed the preprocessor interface, so mdbook-mermaid is
+/// pinned to a release built against it.
+pub const MDBOOK: &str = "0.5.4";
+/// The Mermaid preprocessor for mdBook 0.5 (ships mermaid.js, so the book works offline).
+pub const MDBOOK_MERMAID: &str = "0.17.1";
+/// wasm-bindgen's CLI must equal the `wasm-bindgen` crate pinned with `=` in Cargo.toml;
+/// `cargo xtask tidy` checks that they agree.
+pub const WASM_BINDGEN: &str = "0.2.130";
+
+/// Debian packages for the browser tests.
+pub const APT_BROWSER: &[&str] = &["chromium", "chromium-driver"];
+/// Debian packages for the offline WASM route (a wasm-capable rustc and std sources).
+pub const APT_WASM_OFFLINE: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-16"];
+/// Debian package with `wasm-opt` (optional: only makes the WASM smaller).
+pub const APT_WASM_OPT: &[&str] = &["binaryen"];
+
+/// The cargo that runs us (`cargo xtask` sets `CARGO`), so nested builds use the same toolchain.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+/// A tool installed with `cargo install`, recognised by its `--version` output.
+struct CargoTool {
+    binary: &'static str,
+    krate: &'static str,
+    version: &'static str,
+}
+
+const CARGO_TOOLS: &[CargoTool] = &[
+    CargoTool {
+        binary: "mdbook",
+        krate: "mdbook",
+        version: MDBOOK,
+    },
+    CargoTool {
+        binary: "mdbook-mermaid",
+        krate: "mdbook-mermaid",
+        version: MDBOOK_MERMAID,
+    },
+    CargoTool {
+        binary: "wasm-bindgen",
+        krate: "wasm-bindgen-cli",
+        version: WASM_BINDGEN,
+    },
+];
+
+/// Install mdbook, mdbook-mermaid and wasm-bindgen-cli at their pinned versions if missing.
+pub fn ensure_book_tools() -> Result<()> {
+    for tool in CARGO_TOOLS {
+        ensure_cargo_tool(tool)?;
+    }
+    Ok(())
+}
+
+fn installed_version_matches(tool: &CargoTool) -> bool {
+    step::output_of(tool.binary, &["--version"]).is_some_and(|out| {
+        out.split_whitespace()
+            .any(|word| word.trim_start_matches('v') == tool.version)
+    })
+}
+
+fn ensure_cargo_tool(tool: &CargoTool) -> Result<()> {
+    if installed_version_matches(tool) {
+        return Ok(());
+    }
+    let name = format!(
+        "install {} {} (cargo install, a few minutes the first time)",
+        tool.krate, tool.version
+    );
+    step::step(&name, || {
+        // No --locked: some exact versions in these crates' lock files are not on every
+        // registry mirror, and a fresh resolution builds fine.
+        let mut cmd = Command::new(cargo());
+        cmd.args(["install", tool.krate, "--version", tool.version]);
+        step::run_checked(&mut cmd, &format!("cargo install {} --version {}", tool.krate, tool.version))
+            .map_err(|e| {
+                e.context(format!(
+                    "could not install {}; check that crates.io is reachable, or install it yourself with \
+                     `cargo install {} --version {}`",
+                    tool.binary, tool.krate, tool.version
+                ))
+            })?;
+        if !installed_version_matches(tool) {
+            bail!(
+                "installed {} {}, but `{} --version` does not report it: is another {} earlier on PATH? \
+                 ($CARGO_HOME/bin must come first)",
+                tool.krate,
+                tool.version,
+                tool.binary,
+                tool.binary
+            );
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Install Chromium and chromedriver for the browser tests if they are missing.
+pub fn ensure_browser() -> Result<()> {
+    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+        return Ok(());
+    }
+    step::step("install Chromium and chromedriver (apt)", || {
+        apt_install(APT_BROWSER)
+    })?;
+    Ok(())
+}
+
+/// Whether this process runs as root, which is when we may call apt-get ourselves.
+fn is_root() -> bool {
+    step::output_of("id", &["-u"]).is_some_and(|uid| uid.trim() == "0")
+}
+
+static APT_UPDATE: Once = Once::new();
+
+/// `apt-get install -y` the packages, running `apt-get update` once per xtask run first.
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    let wanted = packages.join(" ");
+    if !is_root() || step::output_of("apt-get", &["--version"]).is_none() {
+        bail!(
+            "these system packages are missing: {wanted}\n  install them with: sudo apt-get install -y {wanted}\n  \
+             (xtask installs them itself only when it runs as root on a Debian-like system)"
+        );
+    }
+    let mut update_result = Ok(());
+    APT_UPDATE.call_once(|| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(["update", "-q"]);
+        update_result = step::run_checked(&mut cmd, "apt-get update");
+    });
+    update_result?;
+    let mut cmd = Command::new("apt-get");
+    cmd.env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(packages);
+    step::run_checked(&mut cmd, &format!("apt-get install {wanted}"))
+}
+
+/// Whether a Debian package is installed (dpkg knows it in state "install ok installed").
+pub fn apt_has(package: &str) -> bool {
+    step::output_of("dpkg-query", &["-W", "-f=${Status}", package])
+        .is_some_and(|status| status.contains("install ok installed"))
+}

@@ -1,0 +1,181 @@
+//! Building the playground crate to WebAssembly and placing it where the book picks it up.
+//!
+//! Two routes to a wasm32 standard library, tried in order:
+//! 1. rustup's `wasm32-unknown-unknown` target (the normal route on a reader's machine);
+//! 2. offline, from Debian: a wasm-capable `rustc` plus the std sources, building std with
+//!    `-Zbuild-std` (see `shared/notes/wasm-toolchain.md`). It uses its own target directory,
+//!    because the Debian compiler is another version than rustup's and would otherwise make each
+//!    toolchain rebuild what the other built.
+//!
+//! The output of `wasm-bindgen --target web` goes to `book/src/playground/pkg/` (ignored by git),
+//! which mdBook copies into the built book like any other static file, so `mdbook serve` sees it too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{step, tools};
+
+const TARGET: &str = "wasm32-unknown-unknown";
+/// The cargo profile for WASM (size-optimised, LTO): see `[profile.wasm]` in Cargo.toml.
+const PROFILE: &str = "wasm";
+/// Set to `debian` to force the offline route (used to test it on machines where rustup works).
+const ROUTE_ENV: &str = "MIM_WASM_ROUTE";
+
+/// Which compiler builds the WASM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The toolchain running xtask, with its wasm32 std installed.
+    Rustup,
+    /// Debian's `rustc-web` building std from source.
+    Debian,
+}
+
+/// Make sure some route to a wasm32 std exists, installing one if needed; returns the route.
+pub fn ensure_toolchain() -> Result<Route> {
+    if std::env::var(ROUTE_ENV).is_ok_and(|v| v == "debian") {
+        return ensure_debian();
+    }
+    if host_has_wasm_std() {
+        return Ok(Route::Rustup);
+    }
+    if step::output_of("rustup", &["--version"]).is_some() {
+        let added = step::step("add the wasm32 target (rustup target add)", || {
+            let mut cmd = Command::new("rustup");
+            cmd.args(["target", "add", TARGET]);
+            step::run_checked(&mut cmd, "rustup target add wasm32-unknown-unknown")
+        });
+        if added.is_ok() && host_has_wasm_std() {
+            return Ok(Route::Rustup);
+        }
+        step::note("rustup could not add the target; falling back to Debian's offline toolchain");
+    }
+    ensure_debian()
+}
+
+fn host_has_wasm_std() -> bool {
+    step::output_of("rustc", &["--print", "target-libdir", "--target", TARGET])
+        .map(|dir| PathBuf::from(dir.trim()))
+        .is_some_and(|dir| {
+            dir.is_dir() && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some())
+        })
+}
+
+fn ensure_debian() -> Result<Route> {
+    let missing: Vec<&str> = tools::APT_WASM_OFFLINE
+        .iter()
+        .copied()
+        .filter(|p| !tools::apt_has(p))
+        .collect();
+    if !missing.is_empty() {
+        step::step("install Debian's offline WASM toolchain (apt)", || tools::apt_install(&missing))
+            .context("no route to a wasm32 standard library: `rustup target add wasm32-unknown-unknown` failed and Debian's packages could not be installed")?;
+    }
+    Ok(Route::Debian)
+}
+
+/// Build the playground to WASM and run wasm-bindgen (and wasm-opt when available) into the book.
+pub fn build(root: &Path) -> Result<()> {
+    let route = ensure_toolchain()?;
+    let wasm = step::step(
+        &format!("build the playground to WebAssembly ({route:?} route)"),
+        || compile(root, route),
+    )?
+    .0;
+    let pkg = root.join("book/src/playground/pkg");
+    let bindgen_out = pkg.join("playground_bg.wasm");
+    if is_newer(&bindgen_out, &wasm) && pkg.join("playground.js").exists() {
+        return Ok(());
+    }
+    step::step(
+        "generate the JS bindings (wasm-bindgen --target web)",
+        || {
+            let mut cmd = Command::new("wasm-bindgen");
+            cmd.args(["--target", "web", "--no-typescript", "--out-dir"])
+                .arg(&pkg)
+                .arg(&wasm);
+            step::run_checked(&mut cmd, "wasm-bindgen")
+        },
+    )?;
+    optimise(&bindgen_out);
+    let size = std::fs::metadata(&bindgen_out)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    step::note(&format!("playground_bg.wasm: {} KiB", size / 1024));
+    Ok(())
+}
+
+fn compile(root: &Path, route: Route) -> Result<PathBuf> {
+    let (mut cmd, target_dir) = match route {
+        Route::Rustup => {
+            let mut cmd = Command::new(tools::cargo());
+            cmd.arg("build");
+            (cmd, root.join("target"))
+        }
+        Route::Debian => {
+            let target_dir = root.join("target/wasm");
+            let mut cmd = Command::new("/usr/bin/cargo");
+            cmd.env("RUSTC", "/usr/bin/rustc")
+                // Only -Zbuild-std needs the bootstrap switch; it is scoped to this one command.
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld-16")
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("CARGO")
+                .args(["build", "-Zbuild-std=std,panic_abort"]);
+            (cmd, target_dir)
+        }
+    };
+    cmd.args([
+        "--quiet",
+        "--target",
+        TARGET,
+        "--profile",
+        PROFILE,
+        "-p",
+        "playground",
+    ]);
+    step::run_checked(&mut cmd, "the WASM build of the playground")?;
+    let wasm = target_dir
+        .join(TARGET)
+        .join(PROFILE)
+        .join("playground.wasm");
+    if !wasm.exists() {
+        bail!("the WASM build finished but {} is missing", wasm.display());
+    }
+    Ok(wasm)
+}
+
+/// Shrink the module with `wasm-opt -Oz` when binaryen is installed; skipping it only costs size.
+fn optimise(wasm: &Path) {
+    if step::output_of("wasm-opt", &["--version"]).is_none()
+        && tools::apt_install(tools::APT_WASM_OPT).is_err()
+    {
+        step::note("wasm-opt not found (Debian package `binaryen`): the WASM is left unoptimised");
+        return;
+    }
+    let status = Command::new("wasm-opt")
+        .args([
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+            "-o",
+        ])
+        .arg(wasm)
+        .arg(wasm)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        step::note("wasm-opt failed: the WASM is left unoptimised (it still works)");
+    }
+}
+
+/// Whether `output` exists and was modified after `input`.
+fn is_newer(output: &Path, input: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(output), modified(input)), (Some(o), Some(i)) if o > i)
+}
