@@ -96,7 +96,9 @@ fn install_mermaid_assets(root: &Path) -> Result<()> {
         std::fs::write(scratch.join("book.toml"), "[book]\ntitle = \"scratch\"\n")?;
         // It prints a usage example on stdout; only its errors matter here.
         let mut cmd = Command::new("mdbook-mermaid");
-        cmd.arg("install").arg(&scratch).stdout(std::process::Stdio::null());
+        cmd.arg("install")
+            .arg(&scratch)
+            .stdout(std::process::Stdio::null());
         step::run_checked(&mut cmd, "mdbook-mermaid install")?;
         std::fs::create_dir_all(&theme)?;
         for file in MERMAID_FILES {

@@ -14,6 +14,7 @@
 
 mod book;
 mod grade;
+mod nats;
 mod step;
 mod test;
 mod tidy;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{book, grade, step, tidy, tools};
+use crate::{book, grade, nats, step, tidy, tools};
 
 type Phase<'a> = (&'static str, Box<dyn FnOnce() -> Result<()> + 'a>);
 
@@ -24,7 +24,7 @@ pub fn run(root: &Path) -> Result<()> {
                 step::run_checked(&mut cmd, what)
             })
         };
-    let phases: Vec<Phase> = vec![
+    let mut phases: Vec<Phase> = vec![
         (
             "install test tools (Chromium, chromedriver)",
             Box::new(tools::ensure_browser),
@@ -81,6 +81,12 @@ pub fn run(root: &Path) -> Result<()> {
             }),
         ),
     ];
+    if root.join("labs/saga/tests/choreography.rs").exists() {
+        phases.push((
+            "saga choreography against NATS JetStream (nats-server -js)",
+            Box::new(|| nats::saga_choreography(root)),
+        ));
+    }
     let mut timings: Vec<(&str, Duration)> = Vec::new();
     let mut failed = None;
     for (name, body) in phases {

@@ -23,9 +23,11 @@ pub const MDBOOK_MERMAID: &str = "0.17.1";
 pub const WASM_BINDGEN: &str = "0.2.130";
 
 /// Debian packages for the browser tests.
-pub const APT_BROWSER: &[&str] = &["chromium", "chromium-driver"];
+pub const APT_BROWSER: &[&str] = &["chromium", "chromium-driver", "fonts-noto-color-emoji"];
 /// Debian packages for the offline WASM route (a wasm-capable rustc and std sources).
 pub const APT_WASM_OFFLINE: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-16"];
+/// Debian package with the NATS server (JetStream with `-js`) for the broker-backed tests.
+pub const APT_NATS: &[&str] = &["nats-server"];
 /// Debian package with `wasm-opt` (optional: only makes the WASM smaller).
 pub const APT_WASM_OPT: &[&str] = &["binaryen"];
 
@@ -110,14 +112,28 @@ fn ensure_cargo_tool(tool: &CargoTool) -> Result<()> {
     Ok(())
 }
 
-/// Install Chromium and chromedriver for the browser tests if they are missing.
+/// Install Chromium, chromedriver and an emoji font (the book is full of emoji) when missing.
 pub fn ensure_browser() -> Result<()> {
-    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+    let binaries_present =
+        Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists();
+    let missing: Vec<&str> = if step::output_of("dpkg-query", &["--version"]).is_some() {
+        APT_BROWSER
+            .iter()
+            .copied()
+            .filter(|p| !apt_has(p))
+            .collect()
+    } else if binaries_present {
+        Vec::new()
+    } else {
+        APT_BROWSER.to_vec()
+    };
+    if missing.is_empty() {
         return Ok(());
     }
-    step::step("install Chromium and chromedriver (apt)", || {
-        apt_install(APT_BROWSER)
-    })?;
+    step::step(
+        "install Chromium, chromedriver and an emoji font (apt)",
+        || apt_install(&missing),
+    )?;
     Ok(())
 }
 
