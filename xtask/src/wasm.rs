@@ -98,7 +98,7 @@ pub fn build(root: &Path) -> Result<()> {
             step::run_checked(&mut cmd, "wasm-bindgen")
         },
     )?;
-    optimise(&bindgen_out);
+    optimise(root, &bindgen_out);
     let size = std::fs::metadata(&bindgen_out)
         .map(|m| m.len())
         .unwrap_or(0);
@@ -147,15 +147,13 @@ fn compile(root: &Path, route: Route) -> Result<PathBuf> {
     Ok(wasm)
 }
 
-/// Shrink the module with `wasm-opt -Oz` when binaryen is installed; skipping it only costs size.
-fn optimise(wasm: &Path) {
-    if step::output_of("wasm-opt", &["--version"]).is_none()
-        && tools::apt_install(tools::APT_WASM_OPT).is_err()
-    {
-        step::note("wasm-opt not found (Debian package `binaryen`): the WASM is left unoptimised");
+/// Shrink the module with binaryen's `wasm-opt -Oz`; skipping it only costs size.
+fn optimise(root: &Path, wasm: &Path) {
+    let Some(wasm_opt) = ensure_wasm_opt(root) else {
+        step::note("wasm-opt unavailable (needs npm): the WASM is left unoptimised");
         return;
-    }
-    let status = Command::new("wasm-opt")
+    };
+    let status = Command::new(wasm_opt)
         .args([
             "-Oz",
             "--enable-bulk-memory",
@@ -172,6 +170,32 @@ fn optimise(wasm: &Path) {
     if !status.is_ok_and(|s| s.success()) {
         step::note("wasm-opt failed: the WASM is left unoptimised (it still works)");
     }
+}
+
+/// The pinned binaryen from npm, installed under `target/tools/binaryen` on first use.
+fn ensure_wasm_opt(root: &Path) -> Option<PathBuf> {
+    let prefix = root.join("target/tools/binaryen");
+    let binary = prefix.join("node_modules/.bin/wasm-opt");
+    let wanted = format!(
+        "version {}",
+        tools::NPM_BINARYEN.split('.').next().unwrap_or("")
+    );
+    let current = step::output_of(&binary.to_string_lossy(), &["--version"]);
+    if current.is_some_and(|v| v.contains(&wanted)) {
+        return Some(binary);
+    }
+    step::output_of("npm", &["--version"])?;
+    let installed = step::step(
+        &format!("install wasm-opt (npm binaryen@{})", tools::NPM_BINARYEN),
+        || {
+            let mut cmd = Command::new("npm");
+            cmd.args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+                .arg(&prefix)
+                .arg(format!("binaryen@{}", tools::NPM_BINARYEN));
+            step::run_checked(&mut cmd, "npm install binaryen")
+        },
+    );
+    installed.ok().map(|_| binary)
 }
 
 /// Whether `output` exists and was modified after `input`.
