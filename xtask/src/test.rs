@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{book, grade, nats, step, tidy, tools};
+use crate::{book, grade, nats, step, tidy, tools, wasm};
 
 type Phase<'a> = (&'static str, Box<dyn FnOnce() -> Result<()> + 'a>);
 
@@ -67,6 +67,10 @@ pub fn run(root: &Path) -> Result<()> {
                     .env("BOOK_DIR", root.join("target/book"));
                 step::run_checked(&mut cmd, "cargo test --workspace")
             }),
+        ),
+        (
+            "playground bindings (wasm-bindgen-test under Node)",
+            Box::new(|| wasm::test(root)),
         ),
         (
             "grader (reference scores 100%, untouched exercises 0%)",

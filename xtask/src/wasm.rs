@@ -85,32 +85,90 @@ pub fn build(root: &Path) -> Result<()> {
     .0;
     let pkg = root.join("book/src/playground/pkg");
     let bindgen_out = pkg.join("playground_bg.wasm");
-    if is_newer(&bindgen_out, &wasm) && pkg.join("playground.js").exists() {
-        return Ok(());
+    if !(is_newer(&bindgen_out, &wasm) && pkg.join("playground.js").exists()) {
+        step::step(
+            "generate the JS bindings (wasm-bindgen --target web)",
+            || {
+                let mut cmd = Command::new("wasm-bindgen");
+                cmd.args(["--target", "web", "--no-typescript", "--out-dir"])
+                    .arg(&pkg)
+                    .arg(&wasm);
+                step::run_checked(&mut cmd, "wasm-bindgen")
+            },
+        )?;
+        optimise(root, &bindgen_out);
     }
-    step::step(
-        "generate the JS bindings (wasm-bindgen --target web)",
-        || {
-            let mut cmd = Command::new("wasm-bindgen");
-            cmd.args(["--target", "web", "--no-typescript", "--out-dir"])
-                .arg(&pkg)
-                .arg(&wasm);
-            step::run_checked(&mut cmd, "wasm-bindgen")
-        },
-    )?;
-    optimise(root, &bindgen_out);
-    let size = std::fs::metadata(&bindgen_out)
-        .map(|m| m.len())
-        .unwrap_or(0);
-    step::note(&format!("playground_bg.wasm: {} KiB", size / 1024));
+    copy_web_assets(root, &pkg)?;
+    report_sizes(&pkg);
     Ok(())
 }
 
-fn compile(root: &Path, route: Route) -> Result<PathBuf> {
-    let (mut cmd, target_dir) = match route {
+/// Copy the playground's hand-written JS and CSS (`playground/web/`) next to the bindings.
+///
+/// Only files whose contents changed are written, so `mdbook serve` does not reload for nothing.
+fn copy_web_assets(root: &Path, pkg: &Path) -> Result<()> {
+    let web = root.join("playground/web");
+    let Ok(entries) = std::fs::read_dir(&web) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(pkg)?;
+    for entry in entries {
+        let path = entry?.path();
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        if !path.is_file() {
+            continue;
+        }
+        let contents =
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let target = pkg.join(name);
+        if std::fs::read(&target).ok().as_deref() != Some(contents.as_slice()) {
+            std::fs::write(&target, contents)
+                .with_context(|| format!("writing {}", target.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Print the size of what a reader downloads: the WASM and every JS/CSS file, raw.
+fn report_sizes(pkg: &Path) {
+    let Ok(entries) = std::fs::read_dir(pkg) else {
+        return;
+    };
+    let total: u64 = entries
+        .flatten()
+        .map(|entry| entry.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    step::note(&format!(
+        "playground assets: {:.1} KiB before compression",
+        total as f64 / 1024.0
+    ));
+}
+
+/// Run the playground's wasm-bindgen-test tests under Node (`wasm-bindgen-test-runner`).
+pub fn test(root: &Path) -> Result<()> {
+    let route = ensure_toolchain()?;
+    if step::output_of("node", &["--version"]).is_none() {
+        step::step("install Node.js (apt) for wasm-bindgen-test", || {
+            tools::apt_install(&["nodejs"])
+        })?;
+    }
+    let (mut cmd, _) = cargo_for(root, route, "test");
+    cmd.env(
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+        "wasm-bindgen-test-runner",
+    )
+    .args(["--target", TARGET, "-p", "playground"]);
+    step::run_checked(&mut cmd, "the playground's wasm-bindgen tests (under Node)")
+}
+
+/// A cargo command (`build`, `test`) for the wasm32 target by the given route, and its target dir.
+fn cargo_for(root: &Path, route: Route, subcommand: &str) -> (Command, PathBuf) {
+    match route {
         Route::Rustup => {
             let mut cmd = Command::new(tools::cargo());
-            cmd.arg("build");
+            cmd.arg(subcommand);
             (cmd, root.join("target"))
         }
         Route::Debian => {
@@ -123,10 +181,14 @@ fn compile(root: &Path, route: Route) -> Result<PathBuf> {
                 .env("CARGO_TARGET_DIR", &target_dir)
                 .env_remove("RUSTUP_TOOLCHAIN")
                 .env_remove("CARGO")
-                .args(["build", "-Zbuild-std=std,panic_abort"]);
+                .args([subcommand, "-Zbuild-std=std,panic_abort"]);
             (cmd, target_dir)
         }
-    };
+    }
+}
+
+fn compile(root: &Path, route: Route) -> Result<PathBuf> {
+    let (mut cmd, target_dir) = cargo_for(root, route, "build");
     cmd.args([
         "--quiet",
         "--target",
