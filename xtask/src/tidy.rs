@@ -74,7 +74,7 @@ fn relative(root: &Path, path: &Path) -> String {
 
 fn pure_cores(root: &Path) -> Result<Vec<String>> {
     let output = std::process::Command::new(tools::cargo())
-        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["metadata", "--format-version", "1"])
         .current_dir(root)
         .output()
         .context("could not run cargo metadata")?;

@@ -470,6 +470,7 @@ impl CircuitBreaker {
         Ok(())
     }
 
+    // ANCHOR: handle_input
     /// The sans-IO entry point: applies one [`Input`]. An [`Input::Acquire`] is answered
     /// with [`Output::Permitted`] or [`Output::Rejected`] on the output queue.
     pub fn handle_input(&mut self, now: Millis, input: Input) -> Result<(), BreakerError> {
@@ -503,6 +504,7 @@ impl CircuitBreaker {
             Input::TransitionTo { state } => self.transition_to(now, state),
         }
     }
+    // ANCHOR_END: handle_input
 
     /// Applies the deadlines that have passed by `now` (Open → HalfOpen, a HalfOpen that
     /// waited too long → Open) and lets a time-based window forget expired seconds.

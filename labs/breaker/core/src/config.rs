@@ -83,6 +83,7 @@ pub struct Config {
     pub max_queued_outputs: usize,
 }
 
+// ANCHOR: default_config
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -102,6 +103,7 @@ impl Default for Config {
         }
     }
 }
+// ANCHOR_END: default_config
 
 /// The most trial calls HalfOpen may admit: a permit names its trial slot, and the
 /// breaker keeps one flag per slot.

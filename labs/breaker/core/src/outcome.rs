@@ -65,6 +65,7 @@ impl<T, E> Classify<Result<T, E>> for ResultClassifier {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HttpStatusClassifier;
 
+// ANCHOR: classify_http_status
 /// How one HTTP status code counts: 500–599 is a failure, anything else a success.
 pub const fn classify_http_status(status: u16) -> Outcome {
     if status >= 500 && status <= 599 {
@@ -88,6 +89,7 @@ impl<E> Classify<Result<u16, E>> for HttpStatusClassifier {
         }
     }
 }
+// ANCHOR_END: classify_http_status
 
 #[cfg(test)]
 mod tests {
