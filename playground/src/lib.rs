@@ -1,7 +1,21 @@
 //! The playground: pattern cores exposed to the book's pages through wasm-bindgen.
 //!
 //! Everything a page shows is computed here by the same core crates the labs run,
-//! so what the reader plays with is exactly what the tests check.
+//! so what the reader plays with is exactly what the tests check. The page's scripts
+//! (`playground/web/*.js`) only draw: they press buttons, move the clock and render
+//! the frames these types hand back as JSON.
+//!
+//! - [`breaker_sim`] and [`saga_sim`]: the simulated worlds around each core (a clock, a
+//!   downstream, participants), plain Rust, tested on the host;
+//! - [`bindings`]: the thin `#[wasm_bindgen]` layer the pages call;
+//! - [`query`]: scenarios kept in the page's URL.
+
+pub mod bindings;
+pub mod breaker_sim;
+pub mod query;
+pub mod saga_sim;
+
+pub use bindings::{BreakerPlayground, SagaPlayground};
 
 use wasm_bindgen::prelude::*;
 

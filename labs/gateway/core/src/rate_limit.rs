@@ -1,0 +1,213 @@
+//! A GCRA rate limiter with bounded memory: one number per client, time passed in.
+//!
+//! This is the lab's second graded part (the learner's copy is
+//! `labs/gateway/exercise/rate_limit.rs`).
+//!
+//! GCRA, the Generic Cell Rate Algorithm from ATM networks, is a token bucket that stores a
+//! single timestamp per client instead of a token count and a refill time: the
+//! *theoretical arrival time* (TAT), the moment the client's bucket would be full again if
+//! it stopped sending. A request is allowed when taking one more "emission interval" `T`
+//! from the bucket would not push the TAT further than `burst × T` into the future.
+//! It is what the `governor` crate and Redis' `redis-cell` implement.
+//!
+//! Because a client whose TAT has passed is indistinguishable from a client never seen,
+//! forgetting it changes nothing: that is what makes eviction safe, and memory bounded
+//! under a flood of distinct clients.
+
+use std::collections::HashMap;
+
+use crate::Millis;
+use crate::limit::{Decision, LimitError, RateLimitConfig};
+
+// ANCHOR: limiter
+/// Per-client GCRA state: client key → TAT, in microseconds on the driver's clock.
+///
+/// Microseconds, not milliseconds, so that "3 per second" is 333 333 µs per request
+/// rather than a rounded 333 ms that would admit 3.003 per second.
+#[derive(Clone, Debug)]
+pub struct RateLimiter {
+    config: RateLimitConfig,
+    /// `T`: the time one request "costs".
+    emission_interval_us: u64,
+    /// `burst × T`: how far ahead of now a client's TAT may run.
+    capacity_us: u64,
+    tats: HashMap<String, u64>,
+}
+
+impl RateLimiter {
+    /// A limiter for `config`; refuses zeros and rates finer than a microsecond.
+    pub fn new(config: RateLimitConfig) -> Result<Self, LimitError> {
+        for (field, is_zero) in [
+            ("requests", config.requests == 0),
+            ("per", config.per == Millis::ZERO),
+            ("burst", config.burst == 0),
+            ("max_clients", config.max_clients == 0),
+        ] {
+            if is_zero {
+                return Err(LimitError::Zero { field });
+            }
+        }
+        let emission_interval_us = config.per.0.saturating_mul(1000) / u64::from(config.requests);
+        if emission_interval_us == 0 {
+            return Err(LimitError::TooFast {
+                requests: config.requests,
+                per: config.per,
+            });
+        }
+        Ok(Self {
+            capacity_us: emission_interval_us.saturating_mul(u64::from(config.burst)),
+            emission_interval_us,
+            tats: HashMap::new(),
+            config,
+        })
+    }
+
+    /// The configuration this limiter was built with.
+    pub fn config(&self) -> &RateLimitConfig {
+        &self.config
+    }
+
+    /// Decides one request from `client` at `now`, and counts it if allowed.
+    pub fn check(&mut self, client: &str, now: Millis) -> Decision {
+        let now_us = now.0.saturating_mul(1000);
+        // A client never seen (or forgotten) has a full bucket: its TAT is "now".
+        let tat = self.tats.get(client).copied().unwrap_or(now_us).max(now_us);
+        let new_tat = tat.saturating_add(self.emission_interval_us);
+        let ahead = new_tat - now_us;
+        if ahead > self.capacity_us {
+            // Allowed once the TAT has fallen back to `capacity` ahead of now.
+            return Decision::Limited {
+                retry_after: ceil_millis(ahead - self.capacity_us),
+                reset_after: ceil_millis(tat - now_us),
+            };
+        }
+        if let Some(stored) = self.tats.get_mut(client) {
+            *stored = new_tat;
+        } else {
+            if self.tats.len() >= self.config.max_clients {
+                self.make_room(now_us);
+            }
+            self.tats.insert(client.to_owned(), new_tat);
+        }
+        let remaining = (self.capacity_us - ahead) / self.emission_interval_us;
+        Decision::Allowed {
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset_after: ceil_millis(ahead),
+        }
+    }
+
+    /// Forgets every client whose bucket is full again; returns how many.
+    ///
+    /// Call it now and then (the gateway does, once a second): it changes no decision,
+    /// only frees memory.
+    pub fn handle_timeout(&mut self, now: Millis) -> usize {
+        let now_us = now.0.saturating_mul(1000);
+        let before = self.tats.len();
+        self.tats.retain(|_, tat| *tat > now_us);
+        before - self.tats.len()
+    }
+
+    /// How many clients are remembered.
+    pub fn len(&self) -> usize {
+        self.tats.len()
+    }
+
+    /// Whether no client is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.tats.is_empty()
+    }
+
+    /// Frees at least a quarter of the table, so a flood pays for one sweep per
+    /// `max_clients / 4` new clients rather than one per request.
+    fn make_room(&mut self, now_us: u64) {
+        self.tats.retain(|_, tat| *tat > now_us);
+        let max = self.config.max_clients;
+        let target = max - (max / 4).max(1);
+        if self.tats.len() <= target {
+            return;
+        }
+        // Still too full: forget the clients closest to a full bucket. Each one forgotten
+        // gets its full burst back early — a small, bounded leniency, the price of bounded
+        // memory. (The alternative, refusing new clients, lets a flood lock everyone out.)
+        let excess = self.tats.len() - target;
+        let mut tats: Vec<u64> = self.tats.values().copied().collect();
+        let (_, cutoff, _) = tats.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        self.tats.retain(|_, tat| *tat > cutoff);
+    }
+}
+// ANCHOR_END: limiter
+
+fn ceil_millis(us: u64) -> Millis {
+    Millis(us.div_ceil(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(requests: u32, per_ms: u64, burst: u32, max_clients: usize) -> RateLimiter {
+        RateLimiter::new(RateLimitConfig {
+            requests,
+            per: Millis(per_ms),
+            burst,
+            max_clients,
+        })
+        .expect("valid config")
+    }
+
+    #[test]
+    fn admits_a_burst_then_one_per_interval() {
+        let mut limiter = limiter(10, 1000, 3, 100);
+        for left in [2, 1, 0] {
+            assert_eq!(
+                limiter.check("a", Millis(0)),
+                Decision::Allowed {
+                    remaining: left,
+                    reset_after: Millis(100 * (3 - u64::from(left)))
+                }
+            );
+        }
+        assert_eq!(
+            limiter.check("a", Millis(0)),
+            Decision::Limited {
+                retry_after: Millis(100),
+                reset_after: Millis(300)
+            }
+        );
+        assert!(limiter.check("a", Millis(100)).is_allowed());
+        assert!(!limiter.check("a", Millis(150)).is_allowed());
+        assert!(limiter.check("b", Millis(150)).is_allowed());
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let mut limiter = limiter(1, 60_000, 1, 1000);
+        for i in 0..100_000 {
+            limiter.check(&format!("client-{i}"), Millis(0));
+            assert!(limiter.len() <= 1000);
+        }
+        let remembered = limiter.len();
+        assert_eq!(limiter.handle_timeout(Millis(60_000)), remembered);
+        assert!(limiter.is_empty());
+    }
+
+    #[test]
+    fn refuses_zero_configs() {
+        assert!(matches!(
+            RateLimiter::new(RateLimitConfig {
+                burst: 0,
+                ..RateLimitConfig::default()
+            }),
+            Err(LimitError::Zero { field: "burst" })
+        ));
+        assert!(matches!(
+            RateLimiter::new(RateLimitConfig {
+                requests: 10_000,
+                per: Millis(1),
+                ..RateLimitConfig::default()
+            }),
+            Err(LimitError::TooFast { .. })
+        ));
+    }
+}

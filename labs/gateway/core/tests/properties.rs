@@ -1,0 +1,110 @@
+//! Property tests of the gateway core: invariants that must hold for any input, not just
+//! the ones we thought of. (The graded tests hold the model-based limiter property.)
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::IpAddr;
+
+use gateway_core::headers::{Cidr, client_ip, forwarded_for_upstream};
+use gateway_core::{Millis, RateLimitConfig, RateLimiter, Route, RouteTable, normalize_path};
+use proptest::prelude::*;
+
+/// Paths built from the characters attackers like best.
+fn hostile_path() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just("/"),
+            Just("."),
+            Just(".."),
+            Just("%2e"),
+            Just("%2E"),
+            Just("%2f"),
+            Just("%5c"),
+            Just("%25"),
+            Just("%00"),
+            Just(";"),
+            Just("a"),
+            Just("users"),
+            Just("%41"),
+            Just("%3f"),
+            Just("\\"),
+            Just("\r\n"),
+            Just("%"),
+            Just("%c3%a9"),
+            Just("~"),
+        ],
+        0..24,
+    )
+    .prop_map(|parts| format!("/{}", parts.concat()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn normalizing_is_idempotent_and_leaves_nothing_ambiguous(path in hostile_path()) {
+        if let Ok(normalized) = normalize_path(&path) {
+            let again = normalize_path(&normalized);
+            prop_assert_eq!(again.as_deref(), Ok(normalized.as_str()));
+            prop_assert!(normalized.starts_with('/'));
+            prop_assert!(!normalized.contains("//"));
+            prop_assert!(!normalized.split('/').any(|segment| segment == ".." || segment == "."));
+            prop_assert!(!normalized.contains('\\'));
+            let lower = normalized.to_ascii_lowercase();
+            for forbidden in ["%2f", "%5c", "%25", "%2e", "%00"] {
+                prop_assert!(!lower.contains(forbidden), "{} in {}", forbidden, normalized);
+            }
+        }
+    }
+
+    #[test]
+    fn any_string_is_normalized_or_refused_without_panicking(path in ".{0,64}") {
+        let _ = normalize_path(&path);
+    }
+
+    #[test]
+    fn resolution_agrees_with_a_naive_longest_prefix_scan(
+        prefixes in proptest::collection::btree_set("(/[a-c]{1,2}){1,3}", 1..6),
+        path in "(/[a-c]{1,2}){0,4}",
+    ) {
+        let routes: Vec<Route> = prefixes.iter().map(|p| Route::new(p.clone(), p.clone())).collect();
+        let table = RouteTable::new(routes).unwrap();
+        let path = if path.is_empty() { "/".to_owned() } else { path };
+        let naive = prefixes
+            .iter()
+            .filter(|prefix| path == **prefix || path.starts_with(&format!("{prefix}/")))
+            .max_by_key(|prefix| prefix.len());
+        let resolved = table.resolve(None, &path).ok().map(|found| found.route.upstream.clone());
+        prop_assert_eq!(resolved.as_ref(), naive);
+    }
+
+    #[test]
+    fn the_limiter_never_remembers_more_than_max_clients(
+        max_clients in 1usize..50,
+        steps in proptest::collection::vec((0u64..50, 0u32..200), 1..400),
+    ) {
+        let mut limiter = RateLimiter::new(RateLimitConfig {
+            requests: 5, per: Millis::from_secs(1), burst: 2, max_clients,
+        }).unwrap();
+        let mut now = 0;
+        for (wait, client) in steps {
+            now += wait;
+            limiter.check(&client.to_string(), Millis(now));
+            prop_assert!(limiter.len() <= max_clients);
+        }
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_always_the_client(
+        peer in any::<[u8; 4]>(),
+        forwarded in ".{0,40}",
+    ) {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let peer = IpAddr::from(peer);
+        let client = client_ip(peer, [forwarded.as_str()], &trusted);
+        if !trusted[0].contains(peer) {
+            prop_assert_eq!(client, peer);
+            prop_assert_eq!(forwarded_for_upstream(peer, [forwarded.as_str()], &trusted), peer.to_string());
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The gateway's configuration: one TOML file, read once at startup.
+//!
+//! Everything a route needs is declared here, so the gateway's code holds no policy of its
+//! own: which prefixes go where, which need a token, how fast a client may go, how long an
+//! upstream may take. `Config::demo` builds the same shape in code for the demo and tests.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use gateway_core::headers::Cidr;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The whole gateway configuration (see `labs/gateway/gateway.toml` for an example).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the gateway listens.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The largest request body accepted, in bytes (413 beyond it).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// How long a client may take to send its whole body (408 beyond it).
+    #[serde(default = "default_client_body_timeout_ms")]
+    pub client_body_timeout_ms: u64,
+    /// Proxies whose `X-Forwarded-For` entries are believed (CIDRs or addresses).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    /// The upstream pools by name.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// The routing table, matched by host, then longest prefix.
+    pub routes: Vec<RouteConfig>,
+    /// Token validation; without it no route may require a token.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Per-client rate limiting; without it nothing is limited.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSection>,
+    /// Retry policy for idempotent requests.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The circuit breaker put in front of every upstream.
+    #[serde(default)]
+    pub breaker: BreakerSection,
+    /// `/api/order-details/{id}`; absent: no aggregation endpoint.
+    #[serde(default)]
+    pub aggregation: Option<AggregationConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3000))
+}
+fn default_max_body_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_client_body_timeout_ms() -> u64 {
+    10_000
+}
+
+/// One upstream pool (the lab's pools have one address each).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `http://host:port` of the service.
+    pub url: String,
+    /// How long to wait for the response headers, unless the route says otherwise.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+/// One route: a prefix (and optional host) and what applies to it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The path prefix, matched on whole segments.
+    pub prefix: String,
+    /// Only for this `Host`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The upstream's name in `[upstreams]`.
+    pub upstream: String,
+    /// Whether a valid bearer token is required (default: yes).
+    #[serde(default = "yes")]
+    pub auth: bool,
+    /// A scope the token must carry in its `scope` claim (403 otherwise).
+    #[serde(default)]
+    pub required_scope: Option<String>,
+    /// Overrides the upstream's timeout for this route.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How tokens are checked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must carry.
+    pub audience: String,
+    /// Shared secret for HS256 tokens; absent: HS256 is refused.
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// PEM file with the RSA public key for RS256 tokens without a known `kid`.
+    #[serde(default)]
+    pub rs256_public_key_file: Option<PathBuf>,
+    /// A JWKS file (`{"keys": [...]}`), re-read when a token names an unknown `kid`.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The least time between two JWKS reloads, so unknown `kid`s cannot make us re-read
+    /// the file (or, in production, call the identity provider) on every request.
+    #[serde(default = "default_jwks_min_reload_ms")]
+    pub jwks_min_reload_ms: u64,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+    /// The header that carries the authenticated subject upstream.
+    #[serde(default = "default_subject_header")]
+    pub subject_header: String,
+}
+
+fn default_jwks_min_reload_ms() -> u64 {
+    10_000
+}
+fn default_leeway_secs() -> u64 {
+    5
+}
+fn default_subject_header() -> String {
+    "x-authenticated-subject".to_owned()
+}
+
+/// Rate limiting per client (token subject, else trusted client IP).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Requests per `per_ms`, sustained.
+    pub requests: u32,
+    /// The period, in milliseconds.
+    pub per_ms: u64,
+    /// Requests a quiet client may send at once.
+    pub burst: u32,
+    /// The most clients remembered (memory bound).
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
+}
+
+fn default_max_clients() -> usize {
+    100_000
+}
+
+/// When a failed call may be tried again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts per request, the first included (1: never retry).
+    pub max_attempts: u32,
+    /// Retries may add at most this fraction of the request load (0.2: 20 %).
+    pub budget_ratio: f64,
+    /// Retries always allowed per upstream, so a quiet gateway can still retry.
+    pub min_retries: u32,
+    /// The whole request, all attempts included, must answer within this.
+    pub deadline_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 2,
+            budget_ratio: 0.2,
+            min_retries: 3,
+            deadline_ms: 10_000,
+        }
+    }
+}
+
+/// The breaker in front of each upstream (the breaker lab's semantics).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSection {
+    /// Calls judged (count-based window).
+    pub window: u32,
+    /// Calls needed before the breaker judges at all.
+    pub minimum_calls: u32,
+    /// Failure percentage that opens it.
+    pub failure_rate_threshold: f32,
+    /// How long it stays open, in milliseconds.
+    pub wait_in_open_ms: u64,
+}
+
+impl Default for BreakerSection {
+    fn default() -> Self {
+        Self {
+            window: 20,
+            minimum_calls: 5,
+            failure_rate_threshold: 50.0,
+            wait_in_open_ms: 10_000,
+        }
+    }
+}
+
+/// The aggregated `/api/order-details/{id}` endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationConfig {
+    /// Upstream holding orders (required part).
+    pub order_upstream: String,
+    /// Upstream holding users (optional part).
+    pub user_upstream: String,
+    /// Upstream holding products (optional part).
+    pub product_upstream: String,
+    /// Timeout of each call.
+    #[serde(default = "default_part_timeout_ms")]
+    pub part_timeout_ms: u64,
+    /// Whether the endpoint needs a token (default: yes).
+    #[serde(default = "yes")]
+    pub auth: bool,
+}
+
+fn default_part_timeout_ms() -> u64 {
+    1_000
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The TOML does not parse or has unknown fields.
+    #[error("invalid gateway configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A route names an upstream that is not declared.
+    #[error("route {prefix:?} names unknown upstream {upstream:?}")]
+    UnknownUpstream {
+        /// The route.
+        prefix: String,
+        /// The missing upstream.
+        upstream: String,
+    },
+    /// A route needs tokens but `[auth]` is missing.
+    #[error("route {0:?} requires authentication but there is no [auth] section")]
+    AuthMissing(String),
+    /// An upstream URL is not `http://host:port`.
+    #[error("upstream {name:?} has an invalid url {url:?}: {reason}")]
+    BadUpstreamUrl {
+        /// The upstream.
+        name: String,
+        /// Its URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Some other part refused the configuration.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parses and checks a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for route in &self.routes {
+            if !self.upstreams.contains_key(&route.upstream) {
+                return Err(ConfigError::UnknownUpstream {
+                    prefix: route.prefix.clone(),
+                    upstream: route.upstream.clone(),
+                });
+            }
+            if route.auth && self.auth.is_none() {
+                return Err(ConfigError::AuthMissing(route.prefix.clone()));
+            }
+        }
+        if let Some(aggregation) = &self.aggregation {
+            for upstream in [
+                &aggregation.order_upstream,
+                &aggregation.user_upstream,
+                &aggregation.product_upstream,
+            ] {
+                if !self.upstreams.contains_key(upstream) {
+                    return Err(ConfigError::UnknownUpstream {
+                        prefix: "/api/order-details".to_owned(),
+                        upstream: upstream.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ANCHOR: demo_config
+    /// The guide's gateway in front of the four demo services at the given addresses.
+    pub fn demo(
+        users: SocketAddr,
+        orders: SocketAddr,
+        products: SocketAddr,
+        payments: SocketAddr,
+    ) -> Self {
+        let upstream = |addr: SocketAddr| UpstreamConfig {
+            url: format!("http://{addr}"),
+            timeout_ms: 2_000,
+        };
+        let route = |prefix: &str, upstream: &str| RouteConfig {
+            prefix: prefix.to_owned(),
+            host: None,
+            upstream: upstream.to_owned(),
+            auth: true,
+            required_scope: None,
+            timeout_ms: None,
+        };
+        Config {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+            client_body_timeout_ms: default_client_body_timeout_ms(),
+            trusted_proxies: Vec::new(),
+            upstreams: BTreeMap::from([
+                ("user".to_owned(), upstream(users)),
+                ("order".to_owned(), upstream(orders)),
+                ("product".to_owned(), upstream(products)),
+                ("payment".to_owned(), upstream(payments)),
+            ]),
+            routes: vec![
+                route("/api/users", "user"),
+                route("/api/orders", "order"),
+                route("/api/products", "product"),
+                RouteConfig {
+                    required_scope: Some("payments".to_owned()),
+                    ..route("/api/payments", "payment")
+                },
+            ],
+            auth: Some(AuthConfig {
+                issuer: "microservices-in-motion".to_owned(),
+                audience: "demo-gateway".to_owned(),
+                hs256_secret: Some(DEMO_SECRET.to_owned()),
+                rs256_public_key_file: None,
+                jwks_file: None,
+                jwks_min_reload_ms: default_jwks_min_reload_ms(),
+                leeway_secs: default_leeway_secs(),
+                subject_header: default_subject_header(),
+            }),
+            rate_limit: Some(RateLimitSection {
+                requests: 20,
+                per_ms: 1_000,
+                burst: 10,
+                max_clients: default_max_clients(),
+            }),
+            retry: RetryConfig::default(),
+            breaker: BreakerSection {
+                window: 4,
+                minimum_calls: 2,
+                ..BreakerSection::default()
+            },
+            aggregation: Some(AggregationConfig {
+                order_upstream: "order".to_owned(),
+                user_upstream: "user".to_owned(),
+                product_upstream: "product".to_owned(),
+                part_timeout_ms: default_part_timeout_ms(),
+                auth: true,
+            }),
+        }
+    }
+    // ANCHOR_END: demo_config
+}
+
+/// The demo's HS256 secret. Public by design: it signs demo tokens only.
+pub const DEMO_SECRET: &str = "demo-secret-for-the-lab-only-change-me";

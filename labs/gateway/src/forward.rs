@@ -1,0 +1,258 @@
+//! What changes when a request crosses the gateway: headers and the request body's guard.
+//!
+//! The rules themselves (which headers are hop-by-hop, whose `X-Forwarded-For` counts)
+//! are pure functions in `gateway_core::headers`; this module applies them to `http`
+//! types, and wraps the client's body so it streams through without being buffered while
+//! still enforcing a size limit and a deadline.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use gateway_core::headers::{Cidr, connection_named, forwarded_for_upstream, is_hop_by_hop};
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use thiserror::Error;
+use tokio::time::Sleep;
+
+/// What the gateway adds to `Via` (RFC 9110 §7.6.3).
+pub const VIA: &str = "1.1 lab-gateway";
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+fn connection_named_in(headers: &HeaderMap) -> Vec<String> {
+    connection_named(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
+}
+
+// ANCHOR: request_headers
+/// The headers to send upstream for a request from `peer`.
+///
+/// Hop-by-hop headers (and any the client named in `Connection`) stop here. The
+/// `X-Forwarded-*` headers say who asked and how; a client's own copies are believed only
+/// if `peer` is a trusted proxy. The subject header is *always* removed from what the
+/// client sent and set only from a verified token: the services trust it blindly.
+pub fn upstream_request_headers(
+    incoming: &HeaderMap,
+    peer: IpAddr,
+    trusted: &[Cidr],
+    subject_header: &HeaderName,
+    subject: Option<&str>,
+) -> HeaderMap {
+    let named = connection_named_in(incoming);
+    let peer_is_trusted = trusted.iter().any(|cidr| cidr.contains(peer));
+    let mut headers = HeaderMap::with_capacity(incoming.len() + 4);
+    for (name, value) in incoming {
+        if is_hop_by_hop(name.as_str(), &named)
+            || name == header::HOST
+            || name == subject_header
+            || name == X_FORWARDED_FOR
+            || (!peer_is_trusted && (name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST))
+            || name == header::VIA
+        {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    let forwarded_for = forwarded_for_upstream(
+        peer,
+        incoming
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+        trusted,
+    );
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = incoming.get(header::HOST)
+    {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+    headers.insert(header::VIA, via_after(incoming.get_all(header::VIA).iter()));
+    if let Some(subject) = subject.and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(subject_header.clone(), subject);
+    }
+    headers
+}
+// ANCHOR_END: request_headers
+
+/// Strips hop-by-hop headers from an upstream response and adds our `Via`.
+pub fn clean_response_headers(headers: &mut HeaderMap) {
+    let named = connection_named_in(headers);
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_hop_by_hop(name.as_str(), &named))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+    let via = via_after(headers.get_all(header::VIA).iter());
+    headers.insert(header::VIA, via);
+}
+
+fn via_after<'a>(previous: impl Iterator<Item = &'a HeaderValue>) -> HeaderValue {
+    let mut chain: Vec<&str> = previous.filter_map(|v| v.to_str().ok()).collect();
+    chain.push(VIA);
+    HeaderValue::from_str(&chain.join(", ")).unwrap_or(HeaderValue::from_static(VIA))
+}
+
+/// Why the client's body was cut off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum BodyGuardError {
+    /// More bytes than the limit (413).
+    #[error("the request body exceeds {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The client did not finish its body in time (408).
+    #[error("the client did not send its whole body within {0:?}")]
+    TimedOut(Duration),
+}
+
+pin_project! {
+    // ANCHOR: guarded_body
+    /// The client's body, passed through frame by frame (never buffered whole), with a size
+    /// limit and a deadline. A client that declares a small `Content-Length` and sends more,
+    /// or sends chunked bytes forever, or stops sending halfway, is cut off here instead of
+    /// holding an upstream connection hostage.
+    pub struct GuardedBody {
+        #[pin]
+        inner: Body,
+        read: u64,
+        limit: u64,
+        timeout: Duration,
+        #[pin]
+        deadline: Sleep,
+    }
+    // ANCHOR_END: guarded_body
+}
+
+impl GuardedBody {
+    /// Guards `inner` with a byte `limit` and a `timeout` for the whole body.
+    pub fn new(inner: Body, limit: u64, timeout: Duration) -> Self {
+        Self {
+            inner,
+            read: 0,
+            limit,
+            timeout,
+            deadline: tokio::time::sleep(timeout),
+        }
+    }
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.read += data.len() as u64;
+                    if *this.read > *this.limit {
+                        let limit = *this.limit;
+                        return Poll::Ready(Some(Err(Box::new(BodyGuardError::TooLarge {
+                            limit,
+                        }))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(Box::new(error)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.deadline.poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(Box::new(BodyGuardError::TimedOut(*this.timeout)))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Finds a [`BodyGuardError`] anywhere in an error's chain of causes.
+pub fn body_guard_error(error: &(dyn std::error::Error + 'static)) -> Option<BodyGuardError> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(guard) = error.downcast_ref::<BodyGuardError>() {
+            return Some(*guard);
+        }
+        current = error.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_forged_headers_stop_at_the_gateway() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert(header::HOST, HeaderValue::from_static("gw.example"));
+        incoming.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        incoming.insert("x-secret", HeaderValue::from_static("s"));
+        incoming.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        incoming.insert("upgrade", HeaderValue::from_static("websocket"));
+        incoming.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        incoming.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        incoming.insert("x-authenticated-subject", HeaderValue::from_static("admin"));
+        incoming.insert("accept", HeaderValue::from_static("application/json"));
+        let subject = HeaderName::from_static("x-authenticated-subject");
+        let out = upstream_request_headers(
+            &incoming,
+            "203.0.113.5".parse().unwrap(),
+            &[],
+            &subject,
+            None,
+        );
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "upgrade",
+            "host",
+            "x-authenticated-subject",
+        ] {
+            assert!(!out.contains_key(gone), "{gone} must not be forwarded");
+        }
+        assert_eq!(out["x-forwarded-for"], "203.0.113.5");
+        assert_eq!(out["x-forwarded-proto"], "http");
+        assert_eq!(out["x-forwarded-host"], "gw.example");
+        assert_eq!(out["via"], VIA);
+        assert_eq!(out["accept"], "application/json");
+    }
+}

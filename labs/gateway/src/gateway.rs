@@ -1,0 +1,422 @@
+//! The gateway itself: one axum app that routes, authenticates, limits and forwards.
+//!
+//! Every request takes the same path through [`proxy`]: route it (400 for a hostile path,
+//! 404 for no route) → authenticate (401/403) → rate-limit (429) → check the declared size
+//! (413) → forward through the upstream's breaker with retries (502/503/504) → stream the
+//! answer back. Each refusal is a problem+json with a `detail` saying why.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{self, HeaderName};
+use axum::http::{HeaderMap, Method, Response, StatusCode};
+use axum::middleware::{self, Next};
+use axum::routing::get;
+use gateway_core::headers::{Cidr, client_ip};
+use gateway_core::{Decision, RouteError, RouteTable};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::aggregate;
+use crate::auth::{AuthError, Authenticator, Claims};
+use crate::config::{Config, RouteConfig};
+use crate::forward::{GuardedBody, clean_response_headers, upstream_request_headers};
+use crate::limiter::SharedLimiter;
+use crate::problem::Problem;
+use crate::upstream::{HttpClient, Outgoing, Upstream, http_client};
+
+/// Everything the handlers share, built once from a [`Config`].
+#[derive(Debug)]
+pub struct Gateway {
+    /// The configuration it was built from.
+    pub config: Config,
+    table: RouteTable,
+    /// Upstreams by name.
+    pub upstreams: HashMap<String, Arc<Upstream>>,
+    client: HttpClient,
+    auth: Option<Authenticator>,
+    /// The rate limiter, when configured.
+    pub limiter: Option<SharedLimiter>,
+    subject_header: HeaderName,
+}
+
+impl Gateway {
+    /// Builds the gateway: routing table, upstreams with breakers, keys, limiter.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        config.check()?;
+        let table = RouteTable::new(
+            config
+                .routes
+                .iter()
+                .map(|route| gateway_core::Route {
+                    prefix: route.prefix.clone(),
+                    host: route.host.clone(),
+                    upstream: route.upstream.clone(),
+                })
+                .collect(),
+        )?;
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, upstream)| {
+                Upstream::new(name, upstream, &config.breaker, &config.retry)
+                    .map(|built| (name.clone(), Arc::new(built)))
+                    .map_err(|reason| anyhow::anyhow!("upstream {name}: {reason}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let auth = config.auth.clone().map(Authenticator::new).transpose()?;
+        let subject_header = HeaderName::try_from(
+            config
+                .auth
+                .as_ref()
+                .map_or("x-authenticated-subject", |auth| {
+                    auth.subject_header.as_str()
+                }),
+        )?;
+        let limiter = config
+            .rate_limit
+            .as_ref()
+            .map(SharedLimiter::new)
+            .transpose()?;
+        Ok(Self {
+            table,
+            upstreams,
+            client: http_client(),
+            auth,
+            limiter,
+            subject_header,
+            config,
+        })
+    }
+
+    /// The authenticator, when `[auth]` is configured.
+    pub fn authenticator(&self) -> Option<&Authenticator> {
+        self.auth.as_ref()
+    }
+
+    /// The shared upstream client.
+    pub fn client(&self) -> &HttpClient {
+        &self.client
+    }
+
+    fn trusted(&self) -> &[Cidr] {
+        &self.config.trusted_proxies
+    }
+
+    fn route_config(&self, found: &gateway_core::RouteMatch<'_>) -> Option<&RouteConfig> {
+        let index = self
+            .table
+            .routes()
+            .iter()
+            .position(|route| std::ptr::eq(route, found.route))?;
+        self.config.routes.get(index)
+    }
+
+    // ANCHOR: admit
+    /// Authentication and rate limiting, shared by proxied and aggregated routes.
+    ///
+    /// The limit is keyed by the token's subject when there is one (a user behind a shared
+    /// NAT is not limited with strangers) and by the client IP otherwise — the IP from
+    /// `X-Forwarded-For` only when the connection comes from a trusted proxy.
+    pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        needs_token: bool,
+        required_scope: Option<&str>,
+    ) -> Result<Admitted, Response<Body>> {
+        let claims = match (&self.auth, needs_token) {
+            (Some(auth), true) => {
+                let authorization = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok());
+                let claims = auth
+                    .authenticate(authorization)
+                    .await
+                    .map_err(unauthorized)?;
+                if let Some(scope) = required_scope
+                    && !claims.has_scope(scope)
+                {
+                    return Err(Problem::new(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "the token of {:?} lacks the scope {scope:?} this route requires",
+                            claims.sub
+                        ),
+                    )
+                    .into_response());
+                }
+                Some(claims)
+            }
+            _ => None,
+        };
+        let decision = self.limiter.as_ref().map(|limiter| {
+            let key = match &claims {
+                Some(claims) => format!("sub:{}", claims.sub),
+                None => {
+                    let forwarded = headers
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .filter_map(|value| value.to_str().ok());
+                    format!("ip:{}", client_ip(peer.ip(), forwarded, self.trusted()))
+                }
+            };
+            (limiter.check(&key), key)
+        });
+        if let (Some(limiter), Some((decision @ Decision::Limited { retry_after, .. }, key))) =
+            (&self.limiter, &decision)
+        {
+            let mut response = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{key} is over its rate limit; retry in {retry_after}"),
+            )
+            .into_response();
+            limiter.write_headers(decision, response.headers_mut());
+            return Err(response);
+        }
+        Ok(Admitted {
+            claims,
+            decision: decision.map(|(decision, _)| decision),
+        })
+    }
+    // ANCHOR_END: admit
+
+    /// Adds the rate-limit headers of an admitted request to its response.
+    pub fn finish(&self, admitted: &Admitted, response: &mut Response<Body>) {
+        if let (Some(limiter), Some(decision)) = (&self.limiter, &admitted.decision) {
+            limiter.write_headers(decision, response.headers_mut());
+        }
+    }
+}
+
+/// What `admit` learned about a request it let through.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The verified token's claims, if the route needed one.
+    pub claims: Option<Claims>,
+    /// The rate limiter's decision, if limiting is on.
+    pub decision: Option<Decision>,
+}
+
+fn unauthorized(error: AuthError) -> Response<Body> {
+    Problem::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response()
+}
+
+// ANCHOR: proxy
+/// The catch-all handler: route, admit, forward, stream back.
+pub async fn proxy(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response<Body> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    let found = match gateway.table.resolve(host, request.uri().path()) {
+        Ok(found) => found,
+        Err(RouteError::Path(error)) => {
+            return Problem::new(StatusCode::BAD_REQUEST, format!("refused path: {error}"))
+                .into_response();
+        }
+        Err(error) => {
+            return Problem::new(StatusCode::NOT_FOUND, error.to_string()).into_response();
+        }
+    };
+    let Some(route) = gateway.route_config(&found) else {
+        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "route table out of sync")
+            .into_response();
+    };
+    let Some(upstream) = gateway.upstreams.get(&route.upstream).cloned() else {
+        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "route names no upstream")
+            .into_response();
+    };
+    let admitted = match gateway
+        .admit(
+            request.headers(),
+            peer,
+            route.auth,
+            route.required_scope.as_deref(),
+        )
+        .await
+    {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+
+    let limit = gateway.config.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is {} bytes; this gateway accepts at most {limit}",
+                declared.unwrap_or_default()
+            ),
+        )
+        .into_response();
+    }
+    // HTTP/1 says "body" with Content-Length or Transfer-Encoding; HTTP/2 by not ending the
+    // stream with the headers. `is_end_stream` knows both.
+    let has_body = declared.is_some_and(|length| length > 0)
+        || request.headers().contains_key(header::TRANSFER_ENCODING)
+        || !http_body::Body::is_end_stream(request.body());
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{}?{query}", found.path),
+        None => found.path.clone(),
+    };
+    let headers = upstream_request_headers(
+        request.headers(),
+        peer.ip(),
+        gateway.trusted(),
+        &gateway.subject_header,
+        admitted.claims.as_ref().map(|claims| claims.sub.as_str()),
+    );
+    let method = request.method().clone();
+    // A request without a body needs no guard (and no timer): the common GET stays cheap.
+    let body = if has_body {
+        Body::new(GuardedBody::new(
+            request.into_body(),
+            limit,
+            Duration::from_millis(gateway.config.client_body_timeout_ms),
+        ))
+    } else {
+        Body::empty()
+    };
+    let timeout = Duration::from_millis(
+        route
+            .timeout_ms
+            .unwrap_or(upstream.timeout.as_millis() as u64),
+    );
+    let outgoing = Outgoing {
+        method,
+        path_and_query,
+        headers,
+        body,
+        retryable: idempotent && !has_body,
+        timeout,
+        deadline: Instant::now() + Duration::from_millis(gateway.config.retry.deadline_ms),
+    };
+    let mut response = match upstream.send(gateway.client(), outgoing).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            clean_response_headers(&mut parts.headers);
+            // The upstream's body streams straight through: no buffering, no copy.
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(error) => {
+            let status = error.status();
+            let mut problem = Problem::new(status, error.to_string());
+            if let crate::upstream::UpstreamError::BreakerOpen { rejected, .. } = &error {
+                problem = problem.retry_after(
+                    rejected
+                        .retry_after
+                        .map_or(1, |wait| wait.0.div_ceil(1000).max(1)),
+                );
+            }
+            problem.into_response()
+        }
+    };
+    gateway.finish(&admitted, &mut response);
+    response
+}
+// ANCHOR_END: proxy
+
+/// `/health`: the gateway is up; the breakers say how each upstream looks from here.
+async fn health(State(gateway): State<Arc<Gateway>>) -> axum::Json<serde_json::Value> {
+    let upstreams: serde_json::Map<String, serde_json::Value> = gateway
+        .upstreams
+        .iter()
+        .map(|(name, upstream)| {
+            (
+                name.clone(),
+                format!("{:?}", upstream.breaker.state()).into(),
+            )
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "status": "ok", "upstreams": upstreams }))
+}
+
+/// The access log: one `tracing` line per request, after it is answered.
+async fn access_log(request: Request, next: Next) -> Response<Body> {
+    // With the log off, skip the formatting too: it would cost more than the routing.
+    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "access",
+        %peer,
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+    );
+    response
+}
+
+// ANCHOR: router
+/// The gateway's axum router.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let mut app = Router::new().route("/health", get(health));
+    if gateway.config.aggregation.is_some() {
+        app = app.route("/api/order-details/{id}", get(aggregate::order_details));
+    }
+    app.fallback(proxy)
+        .layer(middleware::from_fn(access_log))
+        .with_state(gateway)
+}
+// ANCHOR_END: router
+
+// ANCHOR: serve
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+/// finish (graceful shutdown).
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Forget full buckets once a second: memory for clients that went quiet comes back.
+    let purger = gateway.limiter.is_some().then(|| {
+        let gateway = Arc::clone(&gateway);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Some(limiter) = &gateway.limiter {
+                    limiter.purge();
+                }
+            }
+        })
+    });
+    let app = router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Some(purger) = purger {
+        purger.abort();
+    }
+    served
+}
+// ANCHOR_END: serve

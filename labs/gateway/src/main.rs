@@ -1,0 +1,317 @@
+//! The demo: `cargo run -p lab-gateway`.
+//!
+//! With no arguments it starts the guide's four services and the gateway on 127.0.0.1,
+//! issues a demo token, and walks through what a gateway is for: a routed call, an
+//! aggregated call, a call without a token (401), a burst over the rate limit (429), and a
+//! backend killed mid-run (502, then 503 from its open breaker). Each step prints the
+//! request and the response. Then it prints a `curl` line and keeps serving until Ctrl-C,
+//! so you can try the gateway yourself.
+//!
+//! `--role` starts one piece alone, to run them in separate terminals and kill them:
+//! `--role user --port 4001`, ..., `--role gateway --config labs/gateway/gateway.toml`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use lab_gateway::config::DEMO_SECRET;
+use lab_gateway::services::{self, order_router, payment_router, product_router, user_router};
+use lab_gateway::tokens::{TokenClaims, sign_hs256};
+use lab_gateway::{Config, Gateway, serve};
+use owo_colors::OwoColorize;
+use tokio::net::TcpListener;
+
+/// The API gateway lab.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// What to run: the whole scripted demo, or one piece of it.
+    #[arg(long, value_enum, default_value_t = Role::Demo, env = "GATEWAY_ROLE")]
+    role: Role,
+    /// Port for a single role (0: any free port). The demo's gateway uses it too.
+    #[arg(long, default_value_t = 0, env = "GATEWAY_PORT")]
+    port: u16,
+    /// The gateway's TOML configuration (for `--role gateway`).
+    #[arg(
+        long,
+        default_value = "labs/gateway/gateway.toml",
+        env = "GATEWAY_CONFIG"
+    )]
+    config: std::path::PathBuf,
+    /// Exit after the walkthrough instead of serving until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+    /// Runtime worker threads (the benchmark runs every proxy on one).
+    #[arg(long, env = "GATEWAY_WORKERS")]
+    workers: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Role {
+    Demo,
+    Gateway,
+    User,
+    Order,
+    Product,
+    Payment,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut runtime = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers.max(1));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime.enable_all().build()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    // The walkthrough prints its own story; a single role prints the access log.
+    let default_filter = if args.role == Role::Demo {
+        "warn"
+    } else {
+        "warn,access=info"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .init();
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let service = match args.role {
+        Role::Demo => return demo(args).await,
+        Role::Gateway => {
+            let text = std::fs::read_to_string(&args.config)
+                .with_context(|| format!("reading {}", args.config.display()))?;
+            let mut config = Config::from_toml(&text)?;
+            if args.port != 0 {
+                config.listen.set_port(args.port);
+            }
+            let listener = TcpListener::bind(config.listen).await?;
+            println!("gateway listening on http://{}", listener.local_addr()?);
+            serve(listener, Arc::new(Gateway::new(config)?), ctrl_c()).await?;
+            return Ok(());
+        }
+        Role::User => user_router(),
+        Role::Order => order_router(),
+        Role::Product => product_router(),
+        Role::Payment => payment_router(),
+    };
+    let listener = TcpListener::bind(addr).await?;
+    println!(
+        "{:?} service listening on http://{}",
+        args.role,
+        listener.local_addr()?
+    );
+    axum::serve(listener, service)
+        .with_graceful_shutdown(ctrl_c())
+        .await?;
+    Ok(())
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+type DemoClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Sends one request and prints it with its response.
+async fn show(
+    client: &DemoClient,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> anyhow::Result<u16> {
+    let mut request = http::Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request.body(Full::from(body.unwrap_or_default().to_owned()))?;
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let auth = match token {
+        Some(token) => format!("  Authorization: Bearer {}…", &token[..token.len().min(16)]),
+        None => "  (no token)".to_owned(),
+    };
+    println!(
+        "  {} {} {}{}",
+        "→".cyan(),
+        method.bold(),
+        path,
+        auth.dimmed()
+    );
+    let response = client.request(request).await?;
+    let status = response.status();
+    let mut interesting = Vec::new();
+    for name in ["retry-after", "ratelimit-remaining", "via"] {
+        if let Some(value) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+            interesting.push(format!("{name}: {value}"));
+        }
+    }
+    let body = response.into_body().collect().await?.to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let shown: String = text.chars().take(300).collect();
+    let status_text = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let status_text = if status.is_success() {
+        status_text.green().to_string()
+    } else {
+        status_text.red().to_string()
+    };
+    println!(
+        "  {} {}  {}",
+        "←".cyan(),
+        status_text,
+        interesting.join("  ").dimmed()
+    );
+    println!("    {shown}");
+    Ok(status.as_u16())
+}
+
+fn step(title: &str) {
+    println!("\n{}", title.bold().yellow());
+}
+
+// ANCHOR: demo
+async fn demo(args: Args) -> anyhow::Result<()> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let users = services::spawn(user_router(), any).await?;
+    let orders = services::spawn(order_router(), any).await?;
+    let products = services::spawn(product_router(), any).await?;
+    let payments = services::spawn(payment_router(), any).await?;
+    let config = Config::demo(users.addr, orders.addr, products.addr, payments.addr);
+    let gateway = Arc::new(Gateway::new(config)?);
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let gateway_addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, Arc::clone(&gateway), async move {
+        let _ = stopped.await;
+    }));
+    println!("{}", "API gateway lab".bold());
+    println!(
+        "services: user {}  order {}  product {}  payment {}\ngateway:  http://{gateway_addr}",
+        users.addr, orders.addr, products.addr, payments.addr
+    );
+
+    let issue = |sub: &str| {
+        sign_hs256(
+            &TokenClaims::new(sub, "microservices-in-motion", "demo-gateway", 3600),
+            DEMO_SECRET,
+        )
+    };
+    let alice = issue("alice")?;
+    let client: DemoClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let url = |path: &str| format!("http://{gateway_addr}{path}");
+
+    step("1. A routed call: /api/users/* goes to the user service, which sees who is calling");
+    show(&client, "GET", &url("/api/users/7"), Some(&alice), None).await?;
+
+    step("2. An aggregated call: order, then user and product in parallel, one answer");
+    show(
+        &client,
+        "GET",
+        &url("/api/order-details/1001"),
+        Some(&alice),
+        None,
+    )
+    .await?;
+
+    step("3. No token: the gateway answers 401 and the order service never hears of it");
+    show(&client, "GET", &url("/api/orders/1001"), None, None).await?;
+    show(
+        &client,
+        "GET",
+        &url("/api/users/../payments"),
+        Some(&alice),
+        None,
+    )
+    .await?;
+
+    step("4. A burst of 15 calls from one client: 10 fit the burst, the rest get 429");
+    // (The demo limit: 20 per second sustained, bursts of 10, per token subject.)
+    let bob = issue("bob")?;
+    let mut statuses = Vec::new();
+    for _ in 0..14 {
+        let request = http::Request::get(url("/api/products/p-42"))
+            .header("authorization", format!("Bearer {bob}"))
+            .body(Full::default())?;
+        statuses.push(client.request(request).await?.status().as_u16());
+    }
+    println!("  statuses: {statuses:?}");
+    show(&client, "GET", &url("/api/products/p-42"), Some(&bob), None).await?;
+
+    step("5. The product service dies: 502 while the breaker counts, then 503 at once");
+    products.kill().await;
+    let carol = issue("carol")?;
+    show(
+        &client,
+        "GET",
+        &url("/api/products/p-42"),
+        Some(&carol),
+        None,
+    )
+    .await?;
+    show(
+        &client,
+        "GET",
+        &url("/api/products/p-42"),
+        Some(&carol),
+        None,
+    )
+    .await?;
+    println!("  and the aggregated view degrades instead of failing:");
+    show(
+        &client,
+        "GET",
+        &url("/api/order-details/1001"),
+        Some(&carol),
+        None,
+    )
+    .await?;
+
+    let token = issue("you")?;
+    println!(
+        "\n{}",
+        "Try it yourself (the token is valid for an hour):".bold()
+    );
+    println!(
+        "  curl -i -H 'Authorization: Bearer {token}' http://{gateway_addr}/api/order-details/1001"
+    );
+    if !args.exit && std::io::stdin().is_terminal() {
+        println!(
+            "{}",
+            "Serving until Ctrl-C (RUST_LOG=access=info shows the access log).".dimmed()
+        );
+        ctrl_c().await;
+    }
+    let _ = stop.send(());
+    server.await??;
+    for service in [users, orders, payments] {
+        service.kill().await;
+    }
+    Ok(())
+}
+// ANCHOR_END: demo

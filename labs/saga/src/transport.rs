@@ -1,0 +1,111 @@
+//! How the orchestrator reaches a participant: over HTTP, or by calling its router in-process.
+//!
+//! Both send the same request (`POST /<operation>` with an `Idempotency-Key` header and the
+//! order line as JSON) and get the same [`Reply`]. The in-process transport skips the socket,
+//! which lets tests run with tokio's paused clock (a real socket and a paused clock do not
+//! mix: the clock jumps ahead while the kernel delivers bytes).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use saga_core::Command;
+use tower::ServiceExt;
+
+use crate::line::{OrderLine, Reply};
+use crate::participant::{IDEMPOTENCY_KEY, problem_reply};
+use crate::problem::Problem;
+
+/// A way to deliver commands to participants, by participant name.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// Call each participant's router directly.
+    InProcess(HashMap<String, Router>),
+    /// Call each participant's base URL (`http://127.0.0.1:4001`).
+    Http {
+        /// The HTTP client (connection pool shared by all calls).
+        client: reqwest::Client,
+        /// Base URL per participant.
+        base_urls: HashMap<String, String>,
+        /// How long to wait for a reply before calling it a (retryable) failure.
+        timeout: Duration,
+    },
+}
+
+impl Transport {
+    // ANCHOR: send
+    /// Sends `command` for `line` and returns the participant's reply. Transport failures
+    /// (connection refused, timeout) come back as a 503 reply: their outcome is unknown, so
+    /// they are retryable, never a business refusal.
+    pub async fn send(&self, command: &Command, line: &OrderLine) -> Reply {
+        let body = match serde_json::to_vec(line) {
+            Ok(body) => body,
+            Err(error) => return problem_reply(Problem::bad_request(error.to_string())),
+        };
+        let path = format!("/{}", command.operation);
+        match self {
+            Transport::InProcess(routers) => {
+                let Some(router) = routers.get(&command.participant) else {
+                    return unknown(&command.participant);
+                };
+                let request = Request::post(&path)
+                    .header("content-type", "application/json")
+                    .header(IDEMPOTENCY_KEY, &command.idempotency_key)
+                    .body(Body::from(body));
+                let Ok(request) = request else {
+                    return problem_reply(Problem::bad_request("unrepresentable request"));
+                };
+                match router.clone().oneshot(request).await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                            .await
+                            .unwrap_or_default();
+                        Reply {
+                            status,
+                            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+                        }
+                    }
+                    Err(infallible) => match infallible {},
+                }
+            }
+            Transport::Http {
+                client,
+                base_urls,
+                timeout,
+            } => {
+                let Some(base) = base_urls.get(&command.participant) else {
+                    return unknown(&command.participant);
+                };
+                let response = client
+                    .post(format!("{base}{path}"))
+                    .header(IDEMPOTENCY_KEY, &command.idempotency_key)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .timeout(*timeout)
+                    .send()
+                    .await;
+                match response {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+                        Reply { status, body }
+                    }
+                    Err(error) => problem_reply(Problem::unavailable(format!(
+                        "{} did not answer: {error}",
+                        command.participant
+                    ))),
+                }
+            }
+        }
+    }
+    // ANCHOR_END: send
+}
+
+fn unknown(participant: &str) -> Reply {
+    problem_reply(Problem::unavailable(format!(
+        "no route to participant `{participant}`"
+    )))
+}

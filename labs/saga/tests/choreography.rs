@@ -1,0 +1,191 @@
+//! The choreographed saga end to end: every failure point, transient failures, duplicate
+//! deliveries and dead letters.
+//!
+//! With `NATS_URL` set (as `cargo xtask test` does after starting `nats-server -js`) the
+//! events travel through NATS JetStream, one stream per test; otherwise through the
+//! in-process bus. Each test prints which. Nothing asserts on time: `settle` polls the
+//! order's status and a test fails only if the saga never ends.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::Ordering;
+
+use lab_saga::bus::{Bus, Message};
+use lab_saga::choreography::{self, Choreography};
+use lab_saga::system::{Options, Place, Seed, System, order_line};
+use saga_core::OrderStatus;
+
+/// Enough 5 ms checks for a slow CI machine: a saga that has not ended by then never will.
+const MAX_CHECKS: u32 = 6_000;
+
+async fn bus(test: &str) -> Bus {
+    match std::env::var("NATS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let run = format!("{test}-{}-{}", std::process::id(), fastish_id());
+            let bus = Bus::nats(&url, &run)
+                .await
+                .expect("NATS_URL is set but NATS is not reachable");
+            println!("{test}: using NATS JetStream at {url}");
+            bus
+        }
+        _ => {
+            println!("{test}: using the in-process bus (set NATS_URL to use NATS JetStream)");
+            Bus::in_process()
+        }
+    }
+}
+
+fn fastish_id() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos())
+}
+
+async fn start(test: &str, seed: &Seed) -> (System, Choreography) {
+    let system = System::start(
+        &Place::Memory,
+        Some(seed),
+        Options {
+            extra_schema: choreography::SCHEMA.to_owned(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let choreography = Choreography::start(&system, bus(test).await, None)
+        .await
+        .unwrap();
+    (system, choreography)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failure_point_ends_consistent() {
+    let cases = [
+        ("none", Seed::default(), OrderStatus::Approved),
+        (
+            "payment",
+            Seed {
+                balance: 100,
+                ..Seed::default()
+            },
+            OrderStatus::Cancelled,
+        ),
+        (
+            "inventory",
+            Seed {
+                stock: 0,
+                ..Seed::default()
+            },
+            OrderStatus::Cancelled,
+        ),
+        (
+            "shipping",
+            Seed {
+                couriers: 0,
+                ..Seed::default()
+            },
+            OrderStatus::Cancelled,
+        ),
+    ];
+    for (fail_at, seed, expected) in cases {
+        let (system, choreography) = start(&format!("fail-at-{fail_at}"), &seed).await;
+        choreography.place(&order_line("c-1", 2)).unwrap();
+        assert_eq!(
+            choreography.settle("c-1", MAX_CHECKS).await,
+            expected,
+            "fail at {fail_at}"
+        );
+        let balances = system.balances("c-1").unwrap();
+        assert!(balances.is_consistent(), "fail at {fail_at}: {balances:?}");
+        assert_eq!(
+            balances.payment["balance"].as_i64().unwrap() + balances.money_held,
+            seed.balance,
+            "money is conserved"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_by_the_consumer() {
+    let (system, choreography) = start("transient", &Seed::default()).await;
+    system.payment.faults.fail_next.store(2, Ordering::SeqCst);
+    system
+        .shipping
+        .faults
+        .lose_reply_next
+        .store(1, Ordering::SeqCst);
+    choreography.place(&order_line("c-2", 1)).unwrap();
+    assert_eq!(
+        choreography.settle("c-2", MAX_CHECKS).await,
+        OrderStatus::Approved
+    );
+    assert!(system.balances("c-2").unwrap().is_consistent());
+    assert_eq!(system.shipping.faults.executions.load(Ordering::SeqCst), 1);
+    assert!(choreography.dead_letters().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_has_no_second_effect() {
+    let (system, choreography) = start("duplicate", &Seed::default()).await;
+    let line = order_line("c-3", 1);
+    choreography.place(&line).unwrap();
+    assert_eq!(
+        choreography.settle("c-3", MAX_CHECKS).await,
+        OrderStatus::Approved
+    );
+    // Deliver OrderCreated and PaymentReserved again, as an at-least-once bus may.
+    for event in ["OrderCreated", "PaymentReserved"] {
+        choreography
+            .bus()
+            .publish(Message {
+                id: format!("c-3:{event}:redelivered"),
+                event: event.to_owned(),
+                payload: serde_json::to_vec(&line).unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+    // A later order flows through the same consumers, so once it settles the duplicates
+    // (published before it) have been handled.
+    choreography.place(&order_line("c-4", 1)).unwrap();
+    assert_eq!(
+        choreography.settle("c-4", MAX_CHECKS).await,
+        OrderStatus::Approved
+    );
+    let balances = system.balances("c-3").unwrap();
+    assert_eq!(balances.money_held, line.amount, "charged once");
+    assert_eq!(balances.stock_reserved, 1, "reserved once");
+    assert_eq!(
+        system.payment.faults.executions.load(Ordering::SeqCst),
+        2,
+        "one per order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_goes_to_the_dead_letter_table() {
+    let (system, choreography) = start("dead-letter", &Seed::default()).await;
+    system
+        .payment
+        .faults
+        .fail_next
+        .store(u32::MAX, Ordering::SeqCst);
+    choreography.place(&order_line("c-5", 1)).unwrap();
+    let mut letters = Vec::new();
+    for _ in 0..MAX_CHECKS {
+        letters = choreography.dead_letters();
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, "payment");
+    assert_eq!(letters[0].1, "c-5:OrderCreated");
+    let balances = system.balances("c-5").unwrap();
+    assert_eq!(
+        balances.order_status,
+        OrderStatus::Pending,
+        "locked until an operator acts"
+    );
+    assert_eq!(balances.money_held, 0);
+}
