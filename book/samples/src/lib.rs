@@ -8,22 +8,16 @@
 //!
 //! | Module | Chapter |
 //! |---|---|
-//! | [`gateway`] | API Gateway Pattern (routing, authentication, rate limiting, aggregation) |
 //! | [`discovery`] | Service Discovery Pattern (registry, heartbeats, round-robin) |
-//! | [`saga`] | Saga Pattern (orchestrator decision loop, choreography) |
 //! | [`communication`] | Service Communication (request-response and publish-subscribe) |
 //! | [`composition`] | API Composition |
 //! | [`cqrs`] | CQRS (command side and a read-model projection) |
 //! | [`event_sourcing`] | Event Sourcing (append with expected version, replay, snapshots) |
 //! | [`trace_context`] | Distributed Tracing (W3C `traceparent` propagation, spans) |
-//! | [`payment_fallback`] | Interview question 4 (what to do when the breaker says no) |
 
 pub mod communication;
 pub mod composition;
 pub mod cqrs;
 pub mod discovery;
 pub mod event_sourcing;
-pub mod gateway;
-pub mod payment_fallback;
-pub mod saga;
 pub mod trace_context;

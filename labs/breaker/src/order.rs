@@ -161,6 +161,7 @@ impl OrderClient {
         self.stack.clone().oneshot(request).await
     }
 
+    // ANCHOR: pay
     /// Pays, using the fallback when the breaker rejects the call.
     pub async fn pay(&self, request: PaymentRequest) -> PaymentAnswer {
         let order_id = request.order_id;
@@ -189,6 +190,7 @@ impl OrderClient {
             },
         }
     }
+    // ANCHOR_END: pay
 }
 
 /// A new order as the order service's HTTP API takes it.

@@ -97,6 +97,7 @@ pub async fn order_details(
         async move { fetch_part(&gateway, &upstream, path, headers, timeout).await }
     };
 
+    // ANCHOR: parts
     let order = match fetch(config.order_upstream.clone(), format!("/api/orders/{id}")).await {
         Ok(order) => order,
         Err(PartError::Status(StatusCode::NOT_FOUND)) => {
@@ -146,6 +147,7 @@ pub async fn order_details(
     let product = part("product", product);
     let partial = !missing.is_empty();
     let body = json!({ "order": order, "user": user, "product": product, "missing": missing, "partial": partial });
+    // ANCHOR_END: parts
     let mut response = Response::new(Body::from(body.to_string()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -50,6 +50,7 @@ impl Claims {
     }
 }
 
+// ANCHOR: auth_error
 /// Why a request was not authenticated (all of them are 401s).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum AuthError {
@@ -85,6 +86,7 @@ pub enum AuthError {
     #[error("the token is invalid: {0}")]
     Invalid(String),
 }
+// ANCHOR_END: auth_error
 
 /// A problem with the key material in the configuration.
 #[derive(Debug, Error)]

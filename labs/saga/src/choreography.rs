@@ -27,7 +27,7 @@ use crate::bus::{Bus, Message};
 use crate::db::Db;
 use crate::line::OrderLine;
 use crate::participant::{Domain, Participant};
-use crate::problem::Problem;
+use crate::problem::{Problem, SagaProblem};
 use crate::system::System;
 
 /// The tables every service needs for the choreography (added to each database's schema).
@@ -135,6 +135,7 @@ fn react<D: Domain>(
 }
 // ANCHOR_END: react
 
+// ANCHOR: reactions
 fn payment_reaction(event: &str) -> Option<Reaction> {
     match event {
         "OrderCreated" => Some(Reaction {
@@ -182,6 +183,7 @@ fn shipping_reaction(event: &str) -> Option<Reaction> {
         _ => None,
     }
 }
+// ANCHOR_END: reactions
 
 /// The order service's reaction: the end of the saga sets the order's status.
 fn order_reaction(db: &Db, message: &Message) -> Handled {

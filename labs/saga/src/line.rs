@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::problem::Problem;
+use crate::problem::{Problem, SagaProblem};
 
 // ANCHOR: order_line
 /// One order, as the saga's steps see it: who pays how much for how many of what.

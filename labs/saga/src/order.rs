@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{self, Db, Storage};
 use crate::line::{OrderLine, Reply};
-use crate::problem::Problem;
+use crate::problem::{Problem, SagaProblem};
 use crate::transport::Transport;
 
 const SCHEMA: &str = "

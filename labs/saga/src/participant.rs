@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::db::{self, Db, Storage};
 use crate::line::{OrderLine, Refusal, Reply};
-use crate::problem::Problem;
+use crate::problem::{Problem, SagaProblem};
 
 /// The business rules of one participant.
 pub trait Domain: Send + Sync + 'static {

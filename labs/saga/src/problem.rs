@@ -1,87 +1,49 @@
 //! RFC 9457 "problem details": the one error shape every service in the lab speaks.
 //!
-//! A client that talks to several services should not have to learn one error
-//! format per service. `application/problem+json` gives every error the same
-//! fields (`type`, `title`, `status`, `detail`), and `detail` is where we say
-//! something useful to the human reading a log line at 3 a.m.
+//! The shape itself lives in `lab-http`, shared by every lab. What is the saga's own is the
+//! vocabulary of its refusals: a 409 for an order its running saga holds (the semantic lock),
+//! a 422 for a business refusal not worth a retry, a 503 for a transient failure that is.
+//! A participant's reply is judged by these statuses, so they are named once, here.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use axum::http::StatusCode;
 
-/// The media type of a problem document.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use lab_http::Problem;
 
-/// A problem document (RFC 9457).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    /// A URI naming the kind of problem; `about:blank` when the status says it all.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short, human-readable summary of the kind of problem.
-    pub title: String,
-    /// The HTTP status code, repeated so the body stands on its own in a log.
-    pub status: u16,
-    /// What went wrong with *this* request, in words.
-    pub detail: String,
-}
-
-impl Problem {
-    /// A problem with the given status, title and detail.
-    pub fn new(status: StatusCode, title: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            kind: "about:blank".to_owned(),
-            title: title.into(),
-            status: status.as_u16(),
-            detail: detail.into(),
-        }
-    }
-
-    /// Sets the `type` URI.
-    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
-        self.kind = kind.into();
-        self
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(self)).into_response();
-        // `Json` sets `application/json`; a problem document announces itself.
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        response
-    }
-}
-
-impl Problem {
+/// The saga's kinds of problem, as constructors on [`Problem`]
+/// (`Problem::locked(..)`, with this trait in scope).
+pub trait SagaProblem {
     /// 400: the request body or a header is malformed.
-    pub fn bad_request(detail: impl Into<String>) -> Self {
+    fn bad_request(detail: impl Into<String>) -> Self;
+    /// 404: no such order.
+    fn not_found(detail: impl Into<String>) -> Self;
+    /// 409: the order is locked by its running saga (the semantic lock).
+    fn locked(detail: impl Into<String>) -> Self;
+    /// 422: a business refusal (insufficient funds, out of stock). Not worth a retry.
+    fn refused(detail: impl Into<String>) -> Self;
+    /// 503: a transient failure (injected, or the database is busy). Worth a retry.
+    fn unavailable(detail: impl Into<String>) -> Self;
+}
+
+impl SagaProblem for Problem {
+    fn bad_request(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
     }
 
-    /// 404: no such order.
-    pub fn not_found(detail: impl Into<String>) -> Self {
+    fn not_found(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::NOT_FOUND, "Not found", detail)
     }
 
-    /// 409: the order is locked by its running saga (the semantic lock).
-    pub fn locked(detail: impl Into<String>) -> Self {
+    fn locked(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::CONFLICT, "Order is locked by its saga", detail)
             .with_kind("https://microservices-in-motion.dev/problems/semantic-lock")
     }
 
-    /// 422: a business refusal (insufficient funds, out of stock). Not worth a retry.
-    pub fn refused(detail: impl Into<String>) -> Self {
+    fn refused(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Refused", detail)
             .with_kind("https://microservices-in-motion.dev/problems/business-refusal")
     }
 
-    /// 503: a transient failure (injected, or the database is busy). Worth a retry.
-    pub fn unavailable(detail: impl Into<String>) -> Self {
+    fn unavailable(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", detail)
     }
 }

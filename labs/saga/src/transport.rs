@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::line::{OrderLine, Reply};
 use crate::participant::{IDEMPOTENCY_KEY, problem_reply};
-use crate::problem::Problem;
+use crate::problem::{Problem, SagaProblem};
 
 /// A way to deliver commands to participants, by participant name.
 #[derive(Clone, Debug)]

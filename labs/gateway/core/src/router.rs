@@ -176,6 +176,7 @@ impl RouteTable {
         &self.routes
     }
 
+    // ANCHOR: resolve
     /// Finds the route for a request.
     ///
     /// A route for the request's host beats a route for any host (a virtual host is chosen
@@ -201,6 +202,7 @@ impl RouteTable {
             None => Err(RouteError::NoRoute { path }),
         }
     }
+    // ANCHOR_END: resolve
 }
 
 /// `/api/users/` → `/api/users`; `/` stays `/`.
