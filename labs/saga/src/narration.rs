@@ -6,6 +6,7 @@ use saga_core::{CommandKind, Event, LogEntry};
 
 use crate::line::Reply;
 use crate::order::Note;
+use crate::system::Balances;
 
 const LANES: [&str; 4] = ["order", "payment", "inventory", "shipping"];
 const WIDTH: usize = 18;
@@ -134,6 +135,30 @@ pub fn event_line(service: &str, event: &str) -> String {
     } else {
         text.cyan().to_string()
     }
+}
+
+/// The closing summary: what every service holds for `order_id`, and whether that is
+/// consistent. Returned as text (not printed) so the demo and the snapshot tests share it.
+pub fn balances(balances: &Balances, order_id: &str) -> String {
+    let verdict = if balances.is_consistent() {
+        "consistent ✅".green().to_string()
+    } else {
+        "NOT consistent: an operator must look ⚠".red().to_string()
+    };
+    [
+        String::new(),
+        format!("{}", format!("balances for {order_id}").bold()),
+        format!("  order status      {}", balances.order_status.bold()),
+        format!("  money held        {} cents", balances.money_held),
+        format!("  stock reserved    {} units", balances.stock_reserved),
+        format!("  courier booked    {}", balances.shipping_scheduled),
+        format!(
+            "  totals            payment {}, inventory {}, shipping {}",
+            balances.payment, balances.inventory, balances.shipping
+        ),
+        format!("  {verdict}"),
+    ]
+    .join("\n")
 }
 
 #[cfg(test)]
