@@ -11,6 +11,14 @@
 //!
 //! It also counts the TCP connections the upstream accepted during each measured run: a
 //! proxy that pools connections opens none once warm.
+//!
+//! Maximum throughput is only half the story: a proxy can win on req/s and still add tail
+//! latency at the load it will actually see. So a second pass offers every contestant the same
+//! fixed rate, 60 % of the req/s nginx just reached, and compares p50/p99. `wrk` cannot hold a
+//! rate, so this pass uses `oha` (crates.io), installed with `cargo install` when missing, with
+//! its coordinated-omission correction on: latency is measured from when each request *should*
+//! have left, so a stall is not hidden by the requests it delayed. The pass lasts
+//! `GATEWAY_BENCH_FIXED_SECS` (default 4) per contestant after a one-second warm-up.
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -28,12 +36,27 @@ use hyper_util::rt::TokioIo;
 
 const CONNECTIONS: u32 = 32;
 
+/// The `oha` release the fixed-rate pass installs when none is on the machine. Pinned so the
+/// flags and the JSON report parsed below do not change under us. Why so old: every later
+/// release depends on `average` 0.14+, which accepts any easy-cast 0.5, and `cargo install`
+/// (which ignores oha's lock file) picks easy-cast 0.5.5, which needs a newer rustc than
+/// stable 1.95. 0.6.0 builds as is and already has `-q`, `--latency-correction` and `-j`.
+const OHA_VERSION: &str = "0.6.0";
+
+/// The fixed rate, as a share of nginx's maximum: loaded, but with headroom, as a proxy
+/// should run in production.
+const FIXED_RATE_SHARE: f64 = 0.6;
+
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; a filter argument would be meaningless here.
     let secs: u64 = std::env::var("GATEWAY_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let fixed_secs: u64 = std::env::var("GATEWAY_BENCH_FIXED_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pinned = cores >= 2 && which("taskset");
     if pinned {
@@ -92,7 +115,6 @@ fn main() -> anyhow::Result<()> {
         nginx.as_ref().map(|p| p.port),
         None,
     )?;
-    drop(nginx);
 
     let haproxy = start_haproxy(&work, upstream, pinned);
     run(
@@ -100,11 +122,9 @@ fn main() -> anyhow::Result<()> {
         haproxy.as_ref().map(|p| p.port),
         None,
     )?;
-    drop(haproxy);
 
     let plain = start_gateway(gateway_bin, &work, upstream, false, pinned)?;
     run("(d) lab gateway, routing only", Some(plain.port), None)?;
-    drop(plain);
 
     let guarded = start_gateway(gateway_bin, &work, upstream, true, pinned)?;
     let auth = format!("Authorization: Bearer {token}");
@@ -113,7 +133,6 @@ fn main() -> anyhow::Result<()> {
         Some(guarded.port),
         Some(&auth),
     )?;
-    drop(guarded);
 
     let rate = |prefix: &str| {
         results
@@ -135,11 +154,193 @@ fn main() -> anyhow::Result<()> {
             _ => println!("{label:<28} n/a (a contestant was skipped)"),
         }
     }
-    println!(
-        "\nnot measured: the fixed-rate p99 comparison (wrk has no fixed-rate mode; wrk2/oha would be needed)"
-    );
+
+    // The proxies stayed up (idle, so they cost the pinned core nothing) and their upstream
+    // pools are warm: the fixed-rate pass measures the same processes.
+    let sides: [(&str, Option<u16>, Option<&str>); 5] = [
+        ("(a) direct to the upstream", Some(upstream.port()), None),
+        (
+            "(b) nginx 1 worker, keepalive",
+            nginx.as_ref().map(|p| p.port),
+            None,
+        ),
+        (
+            "(c) haproxy 1 thread, keep-alive",
+            haproxy.as_ref().map(|p| p.port),
+            None,
+        ),
+        ("(d) lab gateway, routing only", Some(plain.port), None),
+        (
+            "(e) lab gateway + JWT + rate limit",
+            Some(guarded.port),
+            Some(&auth),
+        ),
+    ];
+    println!();
+    match (rate("(b)"), oha_program()) {
+        (None, _) => println!("fixed-rate pass skipped: nginx was not measured"),
+        (_, None) => println!("fixed-rate pass skipped: oha is not installed and could not be"),
+        (Some(nginx_max), Some(oha)) => {
+            // Rounded down to a whole number of requests per second, as oha takes it.
+            let target = (nginx_max * FIXED_RATE_SHARE).floor().max(1.0);
+            println!(
+                "fixed rate {target:.0} req/s ({:.0} % of nginx's {nginx_max:.0}): oha -c{CONNECTIONS} -q{target:.0} -z{fixed_secs}s --latency-correction\n",
+                FIXED_RATE_SHARE * 100.0
+            );
+            println!(
+                "{:<34} {:>11} {:>9} {:>9} {:>10} {:>8}",
+                "", "got req/s", "p50", "p99", "failed", "up conns"
+            );
+            let mut p99s: Vec<(&str, f64)> = Vec::new();
+            for (name, port, header) in sides {
+                let Some(port) = port else {
+                    println!("{name:<34} skipped (not installed)");
+                    continue;
+                };
+                let url = format!("http://127.0.0.1:{port}/bench");
+                oha_fixed(&oha, &url, target, 1, header, pinned)?; // warm-up
+                let before = accepted.load(Ordering::SeqCst);
+                let mut fixed = oha_fixed(&oha, &url, target, fixed_secs, header, pinned)?;
+                fixed.upstream_connections = accepted.load(Ordering::SeqCst) - before;
+                println!(
+                    "{name:<34} {:>11.0} {:>7.2}ms {:>7.2}ms {:>10} {:>8}",
+                    fixed.requests_per_sec,
+                    fixed.p50_ms,
+                    fixed.p99_ms,
+                    fixed.failed,
+                    fixed.upstream_connections
+                );
+                p99s.push((name, fixed.p99_ms));
+            }
+            let p99 = |prefix: &str| {
+                p99s.iter()
+                    .find(|(name, _)| name.starts_with(prefix))
+                    .map(|(_, ms)| *ms)
+            };
+            println!();
+            for (label, top, bottom) in [
+                ("p99 d/b (gateway / nginx)", "(d)", "(b)"),
+                ("p99 e/b (auth+limit / nginx)", "(e)", "(b)"),
+                ("p99 d/c (gateway / haproxy)", "(d)", "(c)"),
+            ] {
+                match (p99(top), p99(bottom)) {
+                    (Some(top), Some(bottom)) if bottom > 0.0 => {
+                        println!("{label:<28} {:.2}", top / bottom)
+                    }
+                    _ => println!("{label:<28} n/a (a contestant was skipped)"),
+                }
+            }
+        }
+    }
+    drop((nginx, haproxy, plain, guarded));
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// One fixed-rate run, as `oha` reports it.
+#[derive(Debug, Default)]
+struct FixedRate {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Responses that were not 2xx plus transport errors: at a rate the proxy can carry there
+    /// should be none, so a non-zero count means the latency figures describe a failing run.
+    failed: u64,
+    upstream_connections: usize,
+}
+
+/// Where `oha` is, installing the pinned release with `cargo install` if it is nowhere.
+fn oha_program() -> Option<String> {
+    let installed = || {
+        if which("oha") {
+            return Some("oha".to_owned());
+        }
+        // `cargo install` puts it in $CARGO_HOME/bin, which need not be on PATH.
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))?;
+        let path = cargo_home.join("bin").join("oha");
+        path.is_file().then(|| path.display().to_string())
+    };
+    if let Some(found) = installed() {
+        return Some(found);
+    }
+    println!("installing oha {OHA_VERSION} with cargo install (once; a few minutes)...");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let _ = Command::new(cargo)
+        .args(["install", "oha", "--version", OHA_VERSION])
+        .stdout(Stdio::null())
+        .status();
+    installed()
+}
+
+fn oha_fixed(
+    oha: &str,
+    url: &str,
+    rate: f64,
+    secs: u64,
+    header: Option<&str>,
+    pinned: bool,
+) -> anyhow::Result<FixedRate> {
+    let mut command = if pinned {
+        let mut command = Command::new("taskset");
+        command.args(["-c", "0", oha]);
+        command
+    } else {
+        Command::new(oha)
+    };
+    command.args([
+        "-c",
+        &CONNECTIONS.to_string(),
+        "-q",
+        &format!("{rate:.0}"),
+        "-z",
+        &format!("{secs}s"),
+        "--latency-correction",
+        "--no-tui",
+        "-j",
+    ]);
+    if let Some(header) = header {
+        command.args(["-H", header]);
+    }
+    let output = command.arg(url).output().context("running oha")?;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "oha printed no JSON report for {url}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let seconds_to_ms = |value: &serde_json::Value| value.as_f64().map_or(f64::NAN, |s| s * 1e3);
+    let count = |value: &serde_json::Value| value.as_u64().unwrap_or(0);
+    let non_2xx: u64 = report["statusCodeDistribution"]
+        .as_object()
+        .map(|codes| {
+            codes
+                .iter()
+                .filter(|(code, _)| !code.starts_with('2'))
+                .map(|(_, n)| count(n))
+                .sum()
+        })
+        .unwrap_or(0);
+    // Requests still in flight when `-z` runs out are cut off and reported as errors; they say
+    // nothing about the proxy, so they are not counted as failures.
+    let errors: u64 = report["errorDistribution"]
+        .as_object()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter(|(error, _)| !error.contains("deadline"))
+                .map(|(_, n)| count(n))
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(FixedRate {
+        requests_per_sec: report["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
+        p50_ms: seconds_to_ms(&report["latencyPercentiles"]["p50"]),
+        p99_ms: seconds_to_ms(&report["latencyPercentiles"]["p99"]),
+        failed: non_2xx + errors,
+        upstream_connections: 0,
+    })
 }
 
 #[derive(Debug, Default)]
