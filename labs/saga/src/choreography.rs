@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use crate::bus::{Bus, Message};
 use crate::db::Db;
 use crate::line::OrderLine;
+use crate::order;
 use crate::participant::{Domain, Participant};
 use crate::problem::{Problem, SagaProblem};
 use crate::system::System;
@@ -316,33 +317,19 @@ impl Choreography {
     /// Places an order: the PENDING row and the `OrderCreated` event, in one transaction.
     pub fn place(&self, line: &OrderLine) -> Result<(), Problem> {
         line.validate()?;
-        let result = (|| -> rusqlite::Result<usize> {
+        let result = (|| -> rusqlite::Result<bool> {
             let mut connection = self.system.order.db().lock();
             let tx = connection.transaction()?;
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO orders (id, customer, sku, quantity, amount, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING')",
-                rusqlite::params![
-                    line.order_id,
-                    line.customer,
-                    line.sku,
-                    line.quantity,
-                    line.amount
-                ],
-            )?;
-            if inserted == 1 {
+            let inserted = order::insert_pending(&tx, line)?;
+            if inserted {
                 enqueue(&tx, "OrderCreated", line)?;
             }
             tx.commit()?;
             Ok(inserted)
         })();
         match result {
-            Ok(0) => Err(Problem::new(
-                axum::http::StatusCode::CONFLICT,
-                "Order exists",
-                format!("order `{}` already exists", line.order_id),
-            )),
-            Ok(_) => {
+            Ok(false) => Err(order::order_exists(line)),
+            Ok(true) => {
                 self.notify.notify_waiters();
                 Ok(())
             }

@@ -174,26 +174,9 @@ impl OrderService {
         let tx = connection
             .transaction()
             .map_err(|error| Problem::unavailable(error.to_string()))?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO orders (id, customer, sku, quantity, amount, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING')",
-            rusqlite::params![
-                line.order_id,
-                line.customer,
-                line.sku,
-                line.quantity,
-                line.amount
-            ],
-        );
-        match inserted {
-            Ok(0) => {
-                return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "Order exists",
-                    format!("order `{}` already exists", line.order_id),
-                ));
-            }
-            Ok(_) => {}
+        match insert_pending(&tx, line) {
+            Ok(true) => {}
+            Ok(false) => return Err(order_exists(line)),
             Err(error) => return Err(Problem::unavailable(error.to_string())),
         }
         // Only `SagaStarted`: the first command is decided (again) when the saga runs.
@@ -532,4 +515,34 @@ pub fn router(service: Arc<OrderService>) -> Router {
         .route("/orders/{id}", get(show))
         .route("/orders/{id}/address", post(change_address))
         .with_state(service)
+}
+
+/// Inserts `line` as a PENDING order inside `tx` (the semantic lock starts here). Returns
+/// `false`, changing nothing, when an order with that id already exists. Both styles place
+/// orders through this, each adding its own record (saga log or outbox) to the same transaction.
+pub(crate) fn insert_pending(
+    tx: &rusqlite::Transaction<'_>,
+    line: &OrderLine,
+) -> rusqlite::Result<bool> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO orders (id, customer, sku, quantity, amount, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING')",
+        rusqlite::params![
+            line.order_id,
+            line.customer,
+            line.sku,
+            line.quantity,
+            line.amount
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// 409: an order with this id was placed before.
+pub(crate) fn order_exists(line: &OrderLine) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "Order exists",
+        format!("order `{}` already exists", line.order_id),
+    )
 }
