@@ -178,10 +178,7 @@ async fn fetch_part(
         timeout,
         deadline: Instant::now() + timeout,
     };
-    let response = target
-        .send(gateway.client(), outgoing)
-        .await
-        .map_err(PartError::Upstream)?;
+    let response = target.send(outgoing).await.map_err(PartError::Upstream)?;
     if !response.status().is_success() {
         return Err(PartError::Status(response.status()));
     }

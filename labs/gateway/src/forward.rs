@@ -36,12 +36,69 @@ fn connection_named_in(headers: &HeaderMap) -> Vec<String> {
 }
 
 // ANCHOR: request_headers
-/// The headers to send upstream for a request from `peer`.
+/// Rewrites a request's headers, in place, into the ones to send upstream for `peer`.
 ///
 /// Hop-by-hop headers (and any the client named in `Connection`) stop here. The
 /// `X-Forwarded-*` headers say who asked and how; a client's own copies are believed only
 /// if `peer` is a trusted proxy. The subject header is *always* removed from what the
 /// client sent and set only from a verified token: the services trust it blindly.
+///
+/// Editing the client's map instead of building a new one saves hashing every header a
+/// second time, which a benchmark of the gateway shows on every request.
+pub fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    trusted: &[Cidr],
+    subject_header: &HeaderName,
+    subject: Option<&str>,
+) {
+    let named = connection_named_in(headers);
+    let peer_is_trusted = trusted.iter().any(|cidr| cidr.contains(peer));
+    // Read what the previous hops wrote before any of it is removed.
+    let forwarded_for = forwarded_for_upstream(
+        peer,
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+        trusted,
+    );
+    let via = via_after(headers.get_all(header::VIA).iter());
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            is_hop_by_hop(name.as_str(), &named)
+                || (!peer_is_trusted && (*name == X_FORWARDED_PROTO || *name == X_FORWARDED_HOST))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+    let host = headers.remove(header::HOST);
+    headers.remove(subject_header);
+    // `insert` replaces every earlier value of the name.
+    match HeaderValue::from_str(&forwarded_for) {
+        Ok(value) => headers.insert(X_FORWARDED_FOR.clone(), value),
+        Err(_) => headers.remove(&X_FORWARDED_FOR),
+    };
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = host
+    {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    headers.insert(header::VIA, via);
+    if let Some(subject) = subject.and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(subject_header.clone(), subject);
+    }
+}
+// ANCHOR_END: request_headers
+
+/// [`prepare_upstream_headers`] on a copy, for a request the gateway makes itself from a
+/// client's headers (the aggregated route's calls).
 pub fn upstream_request_headers(
     incoming: &HeaderMap,
     peer: IpAddr,
@@ -49,47 +106,10 @@ pub fn upstream_request_headers(
     subject_header: &HeaderName,
     subject: Option<&str>,
 ) -> HeaderMap {
-    let named = connection_named_in(incoming);
-    let peer_is_trusted = trusted.iter().any(|cidr| cidr.contains(peer));
-    let mut headers = HeaderMap::with_capacity(incoming.len() + 4);
-    for (name, value) in incoming {
-        if is_hop_by_hop(name.as_str(), &named)
-            || name == header::HOST
-            || name == subject_header
-            || name == X_FORWARDED_FOR
-            || (!peer_is_trusted && (name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST))
-            || name == header::VIA
-        {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
-    }
-    let forwarded_for = forwarded_for_upstream(
-        peer,
-        incoming
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok()),
-        trusted,
-    );
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    }
-    if !headers.contains_key(&X_FORWARDED_HOST)
-        && let Some(host) = incoming.get(header::HOST)
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-    }
-    headers.insert(header::VIA, via_after(incoming.get_all(header::VIA).iter()));
-    if let Some(subject) = subject.and_then(|s| HeaderValue::from_str(s).ok()) {
-        headers.insert(subject_header.clone(), subject);
-    }
+    let mut headers = incoming.clone();
+    prepare_upstream_headers(&mut headers, peer, trusted, subject_header, subject);
     headers
 }
-// ANCHOR_END: request_headers
 
 /// Strips hop-by-hop headers from an upstream response and adds our `Via`.
 pub fn clean_response_headers(headers: &mut HeaderMap) {
@@ -108,6 +128,10 @@ pub fn clean_response_headers(headers: &mut HeaderMap) {
 
 fn via_after<'a>(previous: impl Iterator<Item = &'a HeaderValue>) -> HeaderValue {
     let mut chain: Vec<&str> = previous.filter_map(|v| v.to_str().ok()).collect();
+    if chain.is_empty() {
+        // The usual case, and no allocation.
+        return HeaderValue::from_static(VIA);
+    }
     chain.push(VIA);
     HeaderValue::from_str(&chain.join(", ")).unwrap_or(HeaderValue::from_static(VIA))
 }

@@ -10,7 +10,8 @@
 //! - [`auth`] — JWT validation (HS256/RS256, JWKS reload on unknown `kid`);
 //! - [`limiter`] — the core's limiter, sharded for many tasks, and the `RateLimit-*` headers;
 //! - [`forward`] — header rules applied to requests, and the streaming body guard;
-//! - [`upstream`] — the pooled client, a breaker per upstream, the retry budget;
+//! - [`upstream`] — a breaker per upstream, the retry budget;
+//! - [`pool`] — each upstream's keep-alive connections;
 //! - [`aggregate`] — `/api/order-details/{id}` with partial results;
 //! - [`problem`] — problem+json errors;
 //! - [`services`] — the demo's user, order, product and payment services;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod forward;
 pub mod gateway;
 pub mod limiter;
+pub mod pool;
 pub mod problem;
 pub mod services;
 pub mod tokens;

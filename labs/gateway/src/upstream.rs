@@ -1,8 +1,8 @@
-//! Calling an upstream: one pooled client, a breaker per upstream, and careful retries.
+//! Calling an upstream: pooled connections, a breaker per upstream, and careful retries.
 //!
 //! Three habits keep a gateway from making an outage worse:
-//! - **Reuse connections.** The hyper client keeps idle keep-alive connections per host,
-//!   so a warm gateway opens no new TCP connection per request.
+//! - **Reuse connections.** Each upstream keeps idle keep-alive connections in its
+//!   [`Pool`], so a warm gateway opens no new TCP connection per request.
 //! - **Fail fast when the upstream is down.** Each upstream has a circuit breaker (the
 //!   breaker lab's [`Breaker`]); while it is open, requests get a 503 with `Retry-After`
 //!   at once instead of waiting for a timeout.
@@ -18,10 +18,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use breaker_core::{Config as BreakerConfig, Millis, Outcome, Rejected, WindowKind};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use lab_breaker::Breaker;
 use lab_breaker::clock::TokioClock;
 use thiserror::Error;
@@ -29,20 +25,11 @@ use tokio::time::Instant;
 
 use crate::config::{BreakerSection, RetryConfig, UpstreamConfig};
 use crate::forward::{BodyGuardError, body_guard_error};
+use crate::pool::{Pool, PoolError, PooledBody};
 
-/// The gateway's one HTTP client: pooled, keep-alive, shared by every upstream.
-pub type HttpClient = Client<HttpConnector, Body>;
-
-/// Builds the pooled client.
-pub fn http_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    // Small requests should not wait for Nagle's algorithm.
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
-        .build(connector)
-}
+/// Idle connections kept per upstream: enough for a busy gateway's concurrency, few enough
+/// that a quiet one does not hold hundreds of sockets open on the upstream.
+const MAX_IDLE_PER_UPSTREAM: usize = 256;
 
 /// Why a call to an upstream did not produce a response.
 #[derive(Debug, Error)]
@@ -139,7 +126,8 @@ impl RetryBudget {
 pub struct Upstream {
     /// The name routes refer to.
     pub name: String,
-    base: String,
+    /// Its keep-alive connections.
+    pub pool: Pool,
     /// The default timeout for response headers.
     pub timeout: Duration,
     /// The breaker in front of it.
@@ -179,10 +167,10 @@ impl Upstream {
         if uri.scheme_str() != Some("http") || uri.authority().is_none() {
             return Err("only http://host:port upstreams are supported".to_owned());
         }
-        let base = format!(
-            "http://{}",
-            uri.authority().map(|a| a.as_str()).unwrap_or_default()
-        );
+        let pool = Pool::new(
+            uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+            MAX_IDLE_PER_UPSTREAM,
+        )?;
         let breaker = Breaker::new(
             BreakerConfig {
                 window: WindowKind::CountBased {
@@ -199,7 +187,7 @@ impl Upstream {
         .map_err(|e| e.to_string())?;
         Ok(Self {
             name: name.to_owned(),
-            base,
+            pool,
             timeout: Duration::from_millis(config.timeout_ms),
             breaker: Arc::new(breaker),
             budget: RetryBudget::new(retry.budget_ratio, retry.min_retries),
@@ -209,15 +197,11 @@ impl Upstream {
 
     // ANCHOR: send
     /// Sends a request through the breaker, retrying when that is safe and affordable.
-    pub async fn send(
-        &self,
-        client: &HttpClient,
-        outgoing: Outgoing,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(&self, outgoing: Outgoing) -> Result<Response<PooledBody>, UpstreamError> {
         let Outgoing {
             method,
             path_and_query,
-            headers,
+            mut headers,
             body,
             retryable,
             timeout,
@@ -243,17 +227,20 @@ impl Upstream {
             let per_try = timeout.min(left);
             let mut request = Request::new(body.take().unwrap_or_else(Body::empty));
             *request.method_mut() = method.clone();
+            // The last attempt takes the headers; an earlier one sends a copy.
+            *request.headers_mut() = if attempt < attempts {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
+            };
             *request.uri_mut() =
-                format!("{}{}", self.base, path_and_query)
-                    .parse()
-                    .map_err(|e| UpstreamError::Unreachable {
-                        upstream: self.name.clone(),
-                        reason: format!("{e}"),
-                    })?;
-            *request.headers_mut() = headers.clone();
+                Uri::try_from(path_and_query.as_str()).map_err(|e| UpstreamError::Unreachable {
+                    upstream: self.name.clone(),
+                    reason: format!("{e}"),
+                })?;
             let started = Instant::now();
             let took = || Millis(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-            let error = match tokio::time::timeout(per_try, client.request(request)).await {
+            let error = match tokio::time::timeout(per_try, self.pool.send(request)).await {
                 Ok(Ok(response)) => {
                     let status = response.status();
                     let outcome = if status.is_server_error() {
@@ -275,7 +262,9 @@ impl Upstream {
                     return Ok(response);
                 }
                 Ok(Err(error)) => {
-                    if let Some(guard) = body_guard_error(&error) {
+                    if let PoolError::Http(http) = &error
+                        && let Some(guard) = body_guard_error(http)
+                    {
                         // The client's fault, not the upstream's: says nothing about its health.
                         admission.record(Outcome::Ignored, took());
                         return Err(UpstreamError::Body(guard));

@@ -95,6 +95,15 @@ async fn every_route_of_the_guide_reaches_its_service() {
     let health = call(&client, get(&gateway.url("/health"), None)).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["upstreams"]["payment"], "Closed");
+    // One request at a time: each upstream needed one connection, reused since.
+    for service in ["user", "order", "product", "payment"] {
+        assert_eq!(
+            health.json()["connections"][service]["opened"],
+            1,
+            "{service}: {:?}",
+            health.body
+        );
+    }
     assert_eq!(
         call(&client, get(&gateway.url("/nowhere"), Some(&plain)))
             .await
