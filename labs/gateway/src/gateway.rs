@@ -6,8 +6,10 @@
 //! answer back. Each refusal is a problem+json with a `detail` saying why.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,10 +19,11 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, Method, Response, StatusCode};
 use axum::middleware::{self, Next};
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use axum::serve::{IncomingStream, ListenerExt, TapIo};
+use futures::future::BoxFuture;
 use gateway_core::headers::{Cidr, client_ip};
 use gateway_core::{Decision, RouteError, RouteTable};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::aggregate;
@@ -201,11 +204,20 @@ fn unauthorized(error: AuthError) -> Response<Body> {
     Problem::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response()
 }
 
-// ANCHOR: proxy
-/// The catch-all handler: route, admit, forward, stream back.
+/// The router's catch-all handler: [`proxy_request`].
 pub async fn proxy(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response<Body> {
+    proxy_request(&gateway, peer, request).await
+}
+
+// ANCHOR: proxy
+/// Route, admit, forward, stream back: what happens to every proxied request.
+pub async fn proxy_request(
+    gateway: &Gateway,
+    peer: SocketAddr,
     request: Request,
 ) -> Response<Body> {
     let host = request
@@ -415,14 +427,20 @@ pub async fn serve(
             }
         })
     });
-    let app = router(gateway).into_make_service_with_connect_info::<SocketAddr>();
-    // A response is written in one go; Nagle's algorithm would only hold it back.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
+    let listener = listener.tap_io(no_delay as fn(&mut TcpStream));
+    let dispatch = Dispatch {
+        direct: !tracing::enabled!(target: "access", tracing::Level::INFO),
+        aggregation: gateway.config.aggregation.is_some(),
+        router: router(Arc::clone(&gateway)),
+        gateway,
+        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let make_service = tower::service_fn(move |stream: IncomingStream<'_, Listener>| {
+        let mut dispatch = dispatch.clone();
+        dispatch.peer = *stream.remote_addr();
+        std::future::ready(Ok::<_, Infallible>(dispatch))
     });
-    let served = axum::serve(listener, app)
+    let served = axum::serve(listener, make_service)
         .with_graceful_shutdown(shutdown)
         .await;
     if let Some(purger) = purger {
@@ -431,3 +449,56 @@ pub async fn serve(
     served
 }
 // ANCHOR_END: serve
+
+type Listener = TapIo<TcpListener, fn(&mut TcpStream)>;
+
+/// A response is written in one go; Nagle's algorithm would only hold it back.
+fn no_delay(stream: &mut TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
+}
+
+/// The service for one client connection.
+///
+/// The paths the router has routes for (`/health`, the aggregated view) go through it, and so
+/// does everything while the access log is on (the log is a router layer). Any other request
+/// goes straight to [`proxy_request`]: the router would only send it to its fallback, and
+/// the trip through axum's routing, extractors and response mapping costs more per request
+/// than the gateway's own route lookup.
+#[derive(Clone)]
+struct Dispatch {
+    gateway: Arc<Gateway>,
+    router: Router,
+    peer: SocketAddr,
+    direct: bool,
+    aggregation: bool,
+}
+
+impl Dispatch {
+    fn needs_router(&self, path: &str) -> bool {
+        !self.direct
+            || path == "/health"
+            || (self.aggregation && path.starts_with("/api/order-details/"))
+    }
+}
+
+impl tower::Service<Request> for Dispatch {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        if self.needs_router(request.uri().path()) {
+            request.extensions_mut().insert(ConnectInfo(self.peer));
+            return Box::pin(tower::Service::call(&mut self.router, request));
+        }
+        let gateway = Arc::clone(&self.gateway);
+        let peer = self.peer;
+        Box::pin(async move { Ok(proxy_request(&gateway, peer, request).await) })
+    }
+}

@@ -27,14 +27,20 @@ pub const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// The header names a `Connection` header lists (`Connection: close, X-Secret` makes
-/// `x-secret` hop-by-hop too), lower-cased; anything that is not a valid token is ignored.
+/// The extra header names a `Connection` header lists (`Connection: close, X-Secret` makes
+/// `x-secret` hop-by-hop too), lower-cased. Names already in [`HOP_BY_HOP`] and the `close`
+/// option are left out, so the everyday `Connection: keep-alive` costs no allocation;
+/// anything that is not a valid token is ignored.
 pub fn connection_named<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     values
         .into_iter()
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|token| !token.is_empty() && token.bytes().all(is_token_byte))
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("close")
+                && !HOP_BY_HOP.iter().any(|hop| hop.eq_ignore_ascii_case(token))
+        })
         .map(str::to_ascii_lowercase)
         .collect()
 }
@@ -194,7 +200,8 @@ mod tests {
     #[test]
     fn connection_names_more_hop_by_hop_headers() {
         let named = connection_named(["close, X-Secret", " keep-alive ,bad header"]);
-        assert_eq!(named, ["close", "x-secret", "keep-alive"]);
+        assert_eq!(named, ["x-secret"]);
+        assert!(is_hop_by_hop("keep-alive", &named));
         assert!(is_hop_by_hop("X-Secret", &named));
         assert!(is_hop_by_hop("Transfer-Encoding", &[]));
         assert!(!is_hop_by_hop("content-type", &named));
