@@ -19,11 +19,14 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, Method, Response, StatusCode};
 use axum::middleware::{self, Next};
 use axum::routing::get;
-use axum::serve::{IncomingStream, ListenerExt, TapIo};
 use futures::future::BoxFuture;
 use gateway_core::headers::{Cidr, client_ip};
 use gateway_core::{Decision, RouteError, RouteTable};
-use tokio::net::{TcpListener, TcpStream};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::aggregate;
@@ -427,7 +430,6 @@ pub async fn serve(
             }
         })
     });
-    let listener = listener.tap_io(no_delay as fn(&mut TcpStream));
     let dispatch = Dispatch {
         direct: !tracing::enabled!(target: "access", tracing::Level::INFO),
         aggregation: gateway.config.aggregation.is_some(),
@@ -435,29 +437,47 @@ pub async fn serve(
         gateway,
         peer: SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    let make_service = tower::service_fn(move |stream: IncomingStream<'_, Listener>| {
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // A response is written in one go; Nagle's algorithm would only hold it back.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
         let mut dispatch = dispatch.clone();
-        dispatch.peer = *stream.remote_addr();
-        std::future::ready(Ok::<_, Infallible>(dispatch))
-    });
-    let served = axum::serve(listener, make_service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+        dispatch.peer = peer;
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            tower::Service::call(&mut dispatch.clone(), request.map(Body::new))
+        });
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "client connection ended with an error");
+            }
+        });
+    }
+    // Stop accepting, then wait for the requests in flight.
+    drop(listener);
+    connections.shutdown().await;
     if let Some(purger) = purger {
         purger.abort();
     }
-    served
+    Ok(())
 }
 // ANCHOR_END: serve
-
-type Listener = TapIo<TcpListener, fn(&mut TcpStream)>;
-
-/// A response is written in one go; Nagle's algorithm would only hold it back.
-fn no_delay(stream: &mut TcpStream) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "cannot set TCP_NODELAY");
-    }
-}
 
 /// The service for one client connection.
 ///

@@ -207,6 +207,10 @@ impl Upstream {
             timeout,
             deadline,
         } = outgoing;
+        let uri = Uri::try_from(path_and_query).map_err(|e| UpstreamError::Unreachable {
+            upstream: self.name.clone(),
+            reason: format!("{e}"),
+        })?;
         let attempts = if retryable { self.max_attempts } else { 1 };
         self.budget.deposit();
         let mut body = Some(body);
@@ -233,11 +237,7 @@ impl Upstream {
             } else {
                 std::mem::take(&mut headers)
             };
-            *request.uri_mut() =
-                Uri::try_from(path_and_query.as_str()).map_err(|e| UpstreamError::Unreachable {
-                    upstream: self.name.clone(),
-                    reason: format!("{e}"),
-                })?;
+            *request.uri_mut() = uri.clone();
             let started = Instant::now();
             let took = || Millis(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
             let error = match tokio::time::timeout(per_try, self.pool.send(request)).await {
