@@ -4,21 +4,29 @@
 //! minimal hyper server answering 13 bytes — and one load generator (Debian's `wrk`) for
 //! every contestant: (a) direct, (b) nginx with upstream keep-alive, (c) HAProxy with
 //! keep-alive, (d) the gateway routing only, (e) the gateway with JWT auth and rate
-//! limiting on. Each proxy gets one worker pinned to the same core; `wrk` and the upstream
+//! limiting on, and (f) `bare-proxy`, hyper's server and the gateway's connection pool with
+//! nothing in between: the floor for any proxy built on hyper and tokio, which splits the
+//! gap between the gateway and nginx into what the gateway's checks cost and what the stack
+//! under it costs. Each proxy gets one worker pinned to the same core; `wrk` and the upstream
 //! share the other. Everything is on 127.0.0.1 and each run lasts `GATEWAY_BENCH_SECS`
-//! (default 5) after a one-second warm-up. Missing tools are installed with apt when
-//! running as root; a contestant whose tool is missing is skipped, and said so.
+//! (default 5) after a one-second warm-up. Missing tools are installed with apt when running
+//! as root; a contestant whose tool is missing is skipped, and said so.
 //!
-//! It also counts the TCP connections the upstream accepted during each measured run: a
-//! proxy that pools connections opens none once warm.
+//! It also counts the TCP connections the upstream accepted during each measured run (a
+//! proxy that pools connections opens none once warm), and reads each proxy's CPU time from
+//! `/proc` to report user and kernel µs per request: on loopback most of a proxy's time is
+//! the kernel's TCP work, the same for every contestant, so the user-space column is where
+//! proxies really differ.
 //!
 //! Maximum throughput is only half the story: a proxy can win on req/s and still add tail
 //! latency at the load it will actually see. So a second pass offers every contestant the same
 //! fixed rate, 60 % of the req/s nginx just reached, and compares p50/p99. `wrk` cannot hold a
 //! rate, so this pass uses `oha` (crates.io), installed with `cargo install` when missing, with
 //! its coordinated-omission correction on: latency is measured from when each request *should*
-//! have left, so a stall is not hidden by the requests it delayed. The pass lasts
-//! `GATEWAY_BENCH_FIXED_SECS` (default 4) per contestant after a one-second warm-up.
+//! have left, so a stall is not hidden by the requests it delayed. A p99 is decided by a few
+//! slow requests, so the contestants take turns for `GATEWAY_BENCH_FIXED_ROUNDS` rounds
+//! (default 3) of `GATEWAY_BENCH_FIXED_SECS` (default 4) each, and each one's median round is
+//! reported with the spread.
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -47,16 +55,30 @@ const OHA_VERSION: &str = "0.6.0";
 /// should run in production.
 const FIXED_RATE_SHARE: f64 = 0.6;
 
+/// How many interleaved rounds the fixed-rate pass runs; each side's median is reported.
+const FIXED_ROUNDS_DEFAULT: usize = 3;
+
+/// One contestant: where it listens, what header it needs, and which process to charge.
+struct Side {
+    name: &'static str,
+    port: Option<u16>,
+    header: Option<String>,
+    /// The proxy's process, whose CPU time (and its children's) is read from /proc.
+    pid: Option<u32>,
+}
+
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; a filter argument would be meaningless here.
-    let secs: u64 = std::env::var("GATEWAY_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let fixed_secs: u64 = std::env::var("GATEWAY_BENCH_FIXED_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let secs = env("GATEWAY_BENCH_SECS", 5);
+    let fixed_secs = env("GATEWAY_BENCH_FIXED_SECS", 4);
+    let fixed_rounds =
+        env("GATEWAY_BENCH_FIXED_ROUNDS", FIXED_ROUNDS_DEFAULT as u64).max(1) as usize;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pinned = cores >= 2 && which("taskset");
     if pinned {
@@ -79,73 +101,84 @@ fn main() -> anyhow::Result<()> {
         "gateway benchmark: wrk -t1 -c{CONNECTIONS} -d{secs}s, upstream {upstream}, proxies pinned to one core: {pinned}\n"
     );
 
-    let gateway_bin = env!("CARGO_BIN_EXE_lab-gateway");
     let token = lab_gateway::tokens::sign_hs256(
         &lab_gateway::tokens::TokenClaims::new("bench", "bench-issuer", "bench-gateway", 3600),
         "bench-secret-bench-secret-bench-secret",
     )?;
-    let mut results: Vec<(String, Option<Measured>)> = Vec::new();
-    let mut run = |name: &str, port: Option<u16>, header: Option<&str>| -> anyhow::Result<()> {
-        let measured = match port {
-            Some(port) => {
-                let url = format!("http://127.0.0.1:{port}/bench");
-                wait_for(port)?;
-                wrk(&url, 1, header, pinned)?; // warm-up: pools fill, caches settle
-                let before = accepted.load(Ordering::SeqCst);
-                let mut measured = wrk(&url, secs, header, pinned)?;
-                measured.upstream_connections = accepted.load(Ordering::SeqCst) - before;
-                Some(measured)
-            }
-            None => None,
-        };
-        print_row(name, measured.as_ref());
-        results.push((name.to_owned(), measured));
-        Ok(())
-    };
-    println!(
-        "{:<34} {:>11} {:>9} {:>9} {:>10} {:>8}",
-        "", "req/s", "p50", "p99", "non-2xx", "up conns"
-    );
-
-    run("(a) direct to the upstream", Some(upstream.port()), None)?;
-
-    let nginx = start_nginx(&work, upstream, pinned);
-    run(
-        "(b) nginx 1 worker, keepalive",
-        nginx.as_ref().map(|p| p.port),
-        None,
-    )?;
-
-    let haproxy = start_haproxy(&work, upstream, pinned);
-    run(
-        "(c) haproxy 1 thread, keep-alive",
-        haproxy.as_ref().map(|p| p.port),
-        None,
-    )?;
-
-    let plain = start_gateway(gateway_bin, &work, upstream, false, pinned)?;
-    run("(d) lab gateway, routing only", Some(plain.port), None)?;
-
-    let guarded = start_gateway(gateway_bin, &work, upstream, true, pinned)?;
     let auth = format!("Authorization: Bearer {token}");
-    run(
-        "(e) lab gateway + JWT + rate limit",
-        Some(guarded.port),
-        Some(&auth),
-    )?;
+    let gateway_bin = env!("CARGO_BIN_EXE_lab-gateway");
+    let nginx = start_nginx(&work, upstream, pinned);
+    let haproxy = start_haproxy(&work, upstream, pinned);
+    let plain = start_gateway(gateway_bin, &work, upstream, false, pinned)?;
+    let guarded = start_gateway(gateway_bin, &work, upstream, true, pinned)?;
+    let bare = start_bare(env!("CARGO_BIN_EXE_bare-proxy"), upstream, pinned)?;
+    let side = |name, proxy: Option<&Proxy>, header: Option<&str>| Side {
+        name,
+        port: proxy.map(|p| p.port),
+        header: header.map(str::to_owned),
+        pid: proxy.map(|p| p.child.id()),
+    };
+    let sides = [
+        Side {
+            name: "(a) direct to the upstream",
+            port: Some(upstream.port()),
+            header: None,
+            pid: None,
+        },
+        side("(b) nginx 1 worker, keepalive", nginx.as_ref(), None),
+        side("(c) haproxy 1 thread, keep-alive", haproxy.as_ref(), None),
+        side("(d) lab gateway, routing only", Some(&plain), None),
+        side(
+            "(e) lab gateway + JWT + rate limit",
+            Some(&guarded),
+            Some(&auth),
+        ),
+        side("(f) bare hyper proxy (the floor)", Some(&bare), None),
+    ];
+    for side in &sides {
+        if let Some(port) = side.port {
+            wait_for(port)?;
+        }
+    }
+
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}",
+        "", "req/s", "p50", "p99", "non-2xx", "up conns", "user", "kernel"
+    );
+    println!("{:<36} {:>66}", "", "CPU µs per request");
+    let mut results: Vec<(&str, Measured)> = Vec::new();
+    for side in &sides {
+        let Some(port) = side.port else {
+            println!("{:<36} skipped (not installed)", side.name);
+            continue;
+        };
+        let url = format!("http://127.0.0.1:{port}/bench");
+        let header = side.header.as_deref();
+        wrk(&url, 1, header, pinned)?; // warm-up: pools fill, caches settle
+        let before = accepted.load(Ordering::SeqCst);
+        let cpu_before = side.pid.and_then(cpu_ticks);
+        let mut measured = wrk(&url, secs, header, pinned)?;
+        measured.upstream_connections = accepted.load(Ordering::SeqCst) - before;
+        if let (Some(start), Some(end)) = (cpu_before, side.pid.and_then(cpu_ticks)) {
+            measured.cpu_us = Some(per_request_us(start, end, measured.requests));
+        }
+        print_row(side.name, &measured);
+        results.push((side.name, measured));
+    }
 
     let rate = |prefix: &str| {
         results
             .iter()
             .find(|(name, _)| name.starts_with(prefix))
-            .and_then(|(_, m)| m.as_ref())
-            .map(|m| m.requests_per_sec)
+            .map(|(_, m)| m.requests_per_sec)
     };
     println!();
     for (label, top, bottom) in [
         ("d/b (gateway / nginx)", "(d)", "(b)"),
         ("d/c (gateway / haproxy)", "(d)", "(c)"),
         ("e/d (auth+limit / routing)", "(e)", "(d)"),
+        ("f/b (bare hyper / nginx)", "(f)", "(b)"),
+        ("d/f (gateway / bare hyper)", "(d)", "(f)"),
     ] {
         match (rate(top), rate(bottom)) {
             (Some(top), Some(bottom)) if bottom > 0.0 => {
@@ -156,26 +189,9 @@ fn main() -> anyhow::Result<()> {
     }
 
     // The proxies stayed up (idle, so they cost the pinned core nothing) and their upstream
-    // pools are warm: the fixed-rate pass measures the same processes.
-    let sides: [(&str, Option<u16>, Option<&str>); 5] = [
-        ("(a) direct to the upstream", Some(upstream.port()), None),
-        (
-            "(b) nginx 1 worker, keepalive",
-            nginx.as_ref().map(|p| p.port),
-            None,
-        ),
-        (
-            "(c) haproxy 1 thread, keep-alive",
-            haproxy.as_ref().map(|p| p.port),
-            None,
-        ),
-        ("(d) lab gateway, routing only", Some(plain.port), None),
-        (
-            "(e) lab gateway + JWT + rate limit",
-            Some(guarded.port),
-            Some(&auth),
-        ),
-    ];
+    // pools are warm: the fixed-rate pass measures the same processes. A fixed-rate p99 is
+    // noisy (a few slow requests decide it), so the sides take turns for several rounds and
+    // each one's median round is reported, with the spread.
     println!();
     match (rate("(b)"), oha_program()) {
         (None, _) => println!("fixed-rate pass skipped: nginx was not measured"),
@@ -184,33 +200,52 @@ fn main() -> anyhow::Result<()> {
             // Rounded down to a whole number of requests per second, as oha takes it.
             let target = (nginx_max * FIXED_RATE_SHARE).floor().max(1.0);
             println!(
-                "fixed rate {target:.0} req/s ({:.0} % of nginx's {nginx_max:.0}): oha -c{CONNECTIONS} -q{target:.0} -z{fixed_secs}s --latency-correction\n",
+                "fixed rate {target:.0} req/s ({:.0} % of nginx's {nginx_max:.0}): oha -c{CONNECTIONS} -q{target:.0} -z{fixed_secs}s --latency-correction, {fixed_rounds} interleaved rounds, median round shown\n",
                 FIXED_RATE_SHARE * 100.0
             );
+            let mut runs: Vec<Vec<FixedRate>> = sides.iter().map(|_| Vec::new()).collect();
+            for round in 0..fixed_rounds {
+                for (side, runs) in sides.iter().zip(&mut runs) {
+                    let Some(port) = side.port else { continue };
+                    let url = format!("http://127.0.0.1:{port}/bench");
+                    let header = side.header.as_deref();
+                    if round == 0 {
+                        oha_fixed(&oha, &url, target, 1, header, pinned)?; // warm-up
+                    }
+                    let before = accepted.load(Ordering::SeqCst);
+                    let mut fixed = oha_fixed(&oha, &url, target, fixed_secs, header, pinned)?;
+                    fixed.upstream_connections = accepted.load(Ordering::SeqCst) - before;
+                    runs.push(fixed);
+                }
+                println!("  round {}/{fixed_rounds} done", round + 1);
+            }
             println!(
-                "{:<34} {:>11} {:>9} {:>9} {:>10} {:>8}",
-                "", "got req/s", "p50", "p99", "failed", "up conns"
+                "\n{:<36} {:>9} {:>9} {:>9} {:>17} {:>8} {:>8}",
+                "", "got req/s", "p50", "p99", "p99 min–max", "failed", "up conns"
             );
             let mut p99s: Vec<(&str, f64)> = Vec::new();
-            for (name, port, header) in sides {
-                let Some(port) = port else {
-                    println!("{name:<34} skipped (not installed)");
+            for (side, runs) in sides.iter().zip(&mut runs) {
+                if runs.is_empty() {
+                    println!("{:<36} skipped (not installed)", side.name);
                     continue;
-                };
-                let url = format!("http://127.0.0.1:{port}/bench");
-                oha_fixed(&oha, &url, target, 1, header, pinned)?; // warm-up
-                let before = accepted.load(Ordering::SeqCst);
-                let mut fixed = oha_fixed(&oha, &url, target, fixed_secs, header, pinned)?;
-                fixed.upstream_connections = accepted.load(Ordering::SeqCst) - before;
+                }
+                runs.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+                let median = &runs[runs.len() / 2];
+                let (low, high) = (runs[0].p99_ms, runs[runs.len() - 1].p99_ms);
+                let failed: u64 = runs.iter().map(|r| r.failed).sum();
+                let connections: usize = runs.iter().map(|r| r.upstream_connections).sum();
                 println!(
-                    "{name:<34} {:>11.0} {:>7.2}ms {:>7.2}ms {:>10} {:>8}",
-                    fixed.requests_per_sec,
-                    fixed.p50_ms,
-                    fixed.p99_ms,
-                    fixed.failed,
-                    fixed.upstream_connections
+                    "{:<36} {:>9.0} {:>7.2}ms {:>7.2}ms {:>8.2}–{:<6.2}ms {:>8} {:>8}",
+                    side.name,
+                    median.requests_per_sec,
+                    median.p50_ms,
+                    median.p99_ms,
+                    low,
+                    high,
+                    failed,
+                    connections
                 );
-                p99s.push((name, fixed.p99_ms));
+                p99s.push((side.name, median.p99_ms));
             }
             let p99 = |prefix: &str| {
                 p99s.iter()
@@ -222,6 +257,7 @@ fn main() -> anyhow::Result<()> {
                 ("p99 d/b (gateway / nginx)", "(d)", "(b)"),
                 ("p99 e/b (auth+limit / nginx)", "(e)", "(b)"),
                 ("p99 d/c (gateway / haproxy)", "(d)", "(c)"),
+                ("p99 f/b (bare hyper / nginx)", "(f)", "(b)"),
             ] {
                 match (p99(top), p99(bottom)) {
                     (Some(top), Some(bottom)) if bottom > 0.0 => {
@@ -232,9 +268,53 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    drop((nginx, haproxy, plain, guarded));
+    drop((nginx, haproxy, plain, guarded, bare));
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// User and kernel CPU time, in clock ticks, of a process and its children (nginx's worker is
+/// its master's child), from `/proc/<pid>/stat`. `None` where there is no `/proc`.
+fn cpu_ticks(pid: u32) -> Option<(u64, u64)> {
+    let read = |pid: &str| -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces; the fields after its closing parenthesis do not.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
+    };
+    let pid = pid.to_string();
+    let (mut user, mut kernel) = read(&pid)?;
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace() {
+        if let Some((u, k)) = read(child) {
+            user += u;
+            kernel += k;
+        }
+    }
+    Some((user, kernel))
+}
+
+/// CPU µs per request, user and kernel, between two [`cpu_ticks`] readings.
+fn per_request_us(start: (u64, u64), end: (u64, u64), requests: u64) -> (f64, f64) {
+    // /proc counts in USER_HZ ticks: 100 a second on Linux, as `getconf CLK_TCK` says.
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|hz| *hz > 0.0)
+        .unwrap_or(100.0);
+    let per = |ticks: u64| ticks as f64 / hz * 1e6 / requests.max(1) as f64;
+    (
+        per(end.0.saturating_sub(start.0)),
+        per(end.1.saturating_sub(start.1)),
+    )
 }
 
 /// One fixed-rate run, as `oha` reports it.
@@ -346,20 +426,24 @@ fn oha_fixed(
 #[derive(Debug, Default)]
 struct Measured {
     requests_per_sec: f64,
+    requests: u64,
     p50: String,
     p99: String,
     non_2xx: u64,
     upstream_connections: usize,
+    /// The proxy's CPU per request, user and kernel, in µs.
+    cpu_us: Option<(f64, f64)>,
 }
 
-fn print_row(name: &str, measured: Option<&Measured>) {
-    match measured {
-        Some(m) => println!(
-            "{name:<34} {:>11.0} {:>9} {:>9} {:>10} {:>8}",
-            m.requests_per_sec, m.p50, m.p99, m.non_2xx, m.upstream_connections
-        ),
-        None => println!("{name:<34} skipped (not installed)"),
-    }
+fn print_row(name: &str, m: &Measured) {
+    let (user, kernel) = match m.cpu_us {
+        Some((user, kernel)) => (format!("{user:.2}"), format!("{kernel:.2}")),
+        None => ("-".to_owned(), "-".to_owned()),
+    };
+    println!(
+        "{name:<36} {:>9.0} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}",
+        m.requests_per_sec, m.p50, m.p99, m.non_2xx, m.upstream_connections, user, kernel
+    );
 }
 
 fn which(tool: &str) -> bool {
@@ -499,7 +583,7 @@ fn start_nginx(work: &Path, upstream: SocketAddr, pinned: bool) -> Option<Proxy>
          events {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-           upstream backend {{ server {upstream}; keepalive 64; }}\n\
+           upstream backend {{ server {upstream}; keepalive 64; keepalive_requests 1000000; }}\n\
            server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://backend;\n\
                proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
     );
@@ -574,6 +658,19 @@ fn start_gateway(
     Ok(Proxy { child, port })
 }
 
+fn start_bare(bin: &str, upstream: SocketAddr, pinned: bool) -> anyhow::Result<Proxy> {
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let child = spawn_pinned(
+        bin,
+        &["--listen", &listen, "--upstream", &upstream.to_string()],
+        pinned,
+        &[],
+    )
+    .context("starting the bare proxy")?;
+    Ok(Proxy { child, port })
+}
+
 fn wrk(url: &str, secs: u64, header: Option<&str>, pinned: bool) -> anyhow::Result<Measured> {
     let mut command = if pinned {
         let mut command = Command::new("taskset");
@@ -598,6 +695,7 @@ fn wrk(url: &str, secs: u64, header: Option<&str>, pinned: bool) -> anyhow::Resu
         let fields: Vec<&str> = line.split_whitespace().collect();
         match fields.as_slice() {
             ["Requests/sec:", value] => measured.requests_per_sec = value.parse().unwrap_or(0.0),
+            [count, "requests", "in", ..] => measured.requests = count.parse().unwrap_or(0),
             ["50%", value] => measured.p50 = (*value).to_owned(),
             ["99%", value] => measured.p99 = (*value).to_owned(),
             ["Non-2xx", "or", "3xx", "responses:", count] => {

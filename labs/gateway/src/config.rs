@@ -25,6 +25,11 @@ pub struct Config {
     /// How long a client may take to send its whole body (408 beyond it).
     #[serde(default = "default_client_body_timeout_ms")]
     pub client_body_timeout_ms: u64,
+    /// How long a client may take to send a request's headers, counted from the end of the
+    /// previous exchange (so it is also how long an idle keep-alive connection is kept). The
+    /// connection is closed beyond it: a slow-loris client cannot hold it open byte by byte.
+    #[serde(default = "default_client_header_timeout_ms")]
+    pub client_header_timeout_ms: u64,
     /// Proxies whose `X-Forwarded-For` entries are believed (CIDRs or addresses).
     #[serde(default)]
     pub trusted_proxies: Vec<Cidr>,
@@ -57,6 +62,9 @@ fn default_max_body_bytes() -> u64 {
 }
 fn default_client_body_timeout_ms() -> u64 {
     10_000
+}
+fn default_client_header_timeout_ms() -> u64 {
+    30_000
 }
 
 /// One upstream pool (the lab's pools have one address each).
@@ -324,6 +332,7 @@ impl Config {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
             client_body_timeout_ms: default_client_body_timeout_ms(),
+            client_header_timeout_ms: default_client_header_timeout_ms(),
             trusted_proxies: Vec::new(),
             upstreams: BTreeMap::from([
                 ("user".to_owned(), upstream(users)),

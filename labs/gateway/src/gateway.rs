@@ -24,7 +24,7 @@ use gateway_core::headers::{Cidr, client_ip};
 use gateway_core::{Decision, RouteError, RouteTable};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -437,6 +437,7 @@ pub async fn serve(
         gateway,
         peer: SocketAddr::from(([0, 0, 0, 0], 0)),
     };
+    let header_timeout = Duration::from_millis(dispatch.gateway.config.client_header_timeout_ms);
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -461,7 +462,10 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             tower::Service::call(&mut dispatch.clone(), request.map(Body::new))
         });
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {

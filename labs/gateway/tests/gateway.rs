@@ -395,6 +395,37 @@ async fn a_client_that_never_finishes_its_body_times_out() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let upstream = Upstream::start().await;
+    let mut config = echo_config(&upstream.url());
+    config.client_header_timeout_ms = 2_000;
+    let gateway = RunningGateway::start(config).await;
+    // A slow-loris client: a request head that never ends. The read below waits until the
+    // gateway gives up; the paused clock jumps to its deadline.
+    let started = tokio::time::Instant::now();
+    let slow = raw(
+        gateway.addr,
+        b"GET /open/ok HTTP/1.1\r\nHost: a\r\nX-Slow: 1",
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(60), slow)
+        .await
+        .expect("the gateway closes the connection");
+    assert!(!answer.contains("200"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(2_000));
+    assert_eq!(
+        upstream.hits(),
+        0,
+        "an unfinished request never reaches the upstream"
+    );
+    assert_eq!(
+        call(&client(), get(&gateway.url("/open/ok"), None))
+            .await
+            .status,
+        200
+    );
+}
+
 // --- Streaming -----------------------------------------------------------------------------
 
 #[tokio::test]

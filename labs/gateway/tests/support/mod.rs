@@ -135,6 +135,7 @@ pub fn echo_config(url: &str) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes: 1024 * 1024,
         client_body_timeout_ms: 10_000,
+        client_header_timeout_ms: 30_000,
         trusted_proxies: Vec::new(),
         upstreams: BTreeMap::from([(
             "echo".to_owned(),
