@@ -578,6 +578,8 @@ fn start_nginx(work: &Path, upstream: SocketAddr, pinned: bool) -> Option<Proxy>
     let dir = work.join("nginx");
     std::fs::create_dir_all(&dir).ok()?;
     let d = dir.display();
+    // `keepalive_requests`: by default nginx closes an upstream connection after 1 000
+    // requests and dials a new one, a handicap no other contestant has.
     let conf = format!(
         "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 4096; }}\n\
