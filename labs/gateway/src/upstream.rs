@@ -227,8 +227,9 @@ impl Upstream {
                         upstream: self.name.clone(),
                         rejected,
                     })?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let per_try = timeout.min(left);
+            // One clock reading serves the deadline, the timer and the breaker's duration.
+            let started = Instant::now();
+            let per_try = timeout.min(deadline.saturating_duration_since(started));
             let mut request = Request::new(body.take().unwrap_or_else(Body::empty));
             *request.method_mut() = method.clone();
             // The last attempt takes the headers; an earlier one sends a copy.
@@ -238,51 +239,51 @@ impl Upstream {
                 std::mem::take(&mut headers)
             };
             *request.uri_mut() = uri.clone();
-            let started = Instant::now();
             let took = || Millis(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-            let error = match tokio::time::timeout(per_try, self.pool.send(request)).await {
-                Ok(Ok(response)) => {
-                    let status = response.status();
-                    let outcome = if status.is_server_error() {
-                        Outcome::Failure
-                    } else {
-                        Outcome::Success
-                    };
-                    admission.record(outcome, took());
-                    let worth_retrying = matches!(
-                        status,
-                        StatusCode::BAD_GATEWAY
-                            | StatusCode::SERVICE_UNAVAILABLE
-                            | StatusCode::GATEWAY_TIMEOUT
-                    );
-                    if worth_retrying && may_retry() {
-                        tracing::debug!(upstream = %self.name, %status, attempt, "retrying");
-                        continue;
+            let error =
+                match tokio::time::timeout_at(started + per_try, self.pool.send(request)).await {
+                    Ok(Ok(response)) => {
+                        let status = response.status();
+                        let outcome = if status.is_server_error() {
+                            Outcome::Failure
+                        } else {
+                            Outcome::Success
+                        };
+                        admission.record(outcome, took());
+                        let worth_retrying = matches!(
+                            status,
+                            StatusCode::BAD_GATEWAY
+                                | StatusCode::SERVICE_UNAVAILABLE
+                                | StatusCode::GATEWAY_TIMEOUT
+                        );
+                        if worth_retrying && may_retry() {
+                            tracing::debug!(upstream = %self.name, %status, attempt, "retrying");
+                            continue;
+                        }
+                        return Ok(response);
                     }
-                    return Ok(response);
-                }
-                Ok(Err(error)) => {
-                    if let PoolError::Http(http) = &error
-                        && let Some(guard) = body_guard_error(http)
-                    {
-                        // The client's fault, not the upstream's: says nothing about its health.
-                        admission.record(Outcome::Ignored, took());
-                        return Err(UpstreamError::Body(guard));
+                    Ok(Err(error)) => {
+                        if let PoolError::Http(http) = &error
+                            && let Some(guard) = body_guard_error(http)
+                        {
+                            // The client's fault, not the upstream's: says nothing about its health.
+                            admission.record(Outcome::Ignored, took());
+                            return Err(UpstreamError::Body(guard));
+                        }
+                        admission.record(Outcome::Failure, took());
+                        UpstreamError::Unreachable {
+                            upstream: self.name.clone(),
+                            reason: error_chain(&error),
+                        }
                     }
-                    admission.record(Outcome::Failure, took());
-                    UpstreamError::Unreachable {
-                        upstream: self.name.clone(),
-                        reason: error_chain(&error),
+                    Err(_elapsed) => {
+                        admission.record(Outcome::Failure, took());
+                        UpstreamError::Timeout {
+                            upstream: self.name.clone(),
+                            timeout: per_try,
+                        }
                     }
-                }
-                Err(_elapsed) => {
-                    admission.record(Outcome::Failure, took());
-                    UpstreamError::Timeout {
-                        upstream: self.name.clone(),
-                        timeout: per_try,
-                    }
-                }
-            };
+                };
             if Instant::now() >= deadline || !may_retry() {
                 return Err(error);
             }
