@@ -1,9 +1,11 @@
-//! The gateway itself: one axum app that routes, authenticates, limits and forwards.
+//! The gateway itself: an HTTP server that routes, authenticates, limits and forwards.
 //!
-//! Every request takes the same path through [`proxy`]: route it (400 for a hostile path,
+//! Every proxied request takes the same path through [`proxy_request`]: route it (400 for a hostile path,
 //! 404 for no route) → authenticate (401/403) → rate-limit (429) → check the declared size
 //! (413) → forward through the upstream's breaker with retries (502/503/504) → stream the
-//! answer back. Each refusal is a problem+json with a `detail` saying why.
+//! answer back. Each refusal is a problem+json with a `detail` saying why. `/health`, the
+//! aggregated view and the access log live in an axum [`router`]; [`serve`] sends a request
+//! there only when it needs them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -5,8 +5,8 @@
 //! puts them behind real sockets:
 //!
 //! - [`config`] — the TOML configuration;
-//! - [`gateway`] — the axum app: route → authenticate → limit → forward, `/health`,
-//!   graceful shutdown, the access log;
+//! - [`gateway`] — route → authenticate → limit → forward, the HTTP server with its header
+//!   timeout and graceful shutdown, `/health` and the access log (an axum router);
 //! - [`auth`] — JWT validation (HS256/RS256, JWKS reload on unknown `kid`);
 //! - [`limiter`] — the core's limiter, sharded for many tasks, and the `RateLimit-*` headers;
 //! - [`forward`] — header rules applied to requests, and the streaming body guard;

@@ -41,7 +41,7 @@ use tokio::net::TcpStream;
 #[derive(Debug, Error)]
 pub enum PoolError {
     /// Dialling the upstream failed.
-    #[error("cannot connect to {authority}: {source}")]
+    #[error("cannot connect to {authority}")]
     Connect {
         /// `host:port` of the upstream.
         authority: String,
