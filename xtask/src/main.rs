@@ -7,12 +7,14 @@
 //!   the book and serves it with live reload on <http://127.0.0.1:3000>;
 //! - `cargo xtask test` runs everything CI checks, phase by phase, with timings;
 //! - `cargo xtask book` builds the static book into `target/book` without serving it;
-//! - `cargo xtask grade` scores a learner's exercise; `cargo xtask bench` runs the benchmarks.
+//! - `cargo xtask grade` scores a learner's exercise; `cargo xtask bench` runs the benchmarks;
+//! - `cargo xtask fuzz` runs a lab's cargo-fuzz targets for a while.
 //!
 //! Tool versions live in one place, [`tools`]; each step is idempotent so a second run only
 //! redoes what changed.
 
 mod book;
+mod fuzz;
 mod grade;
 mod nats;
 mod step;
@@ -59,6 +61,14 @@ enum Command {
     Tidy,
     /// Grade a learner's exercise against the lab's graded tests.
     Grade(grade::GradeArgs),
+    /// Run a lab's cargo-fuzz targets (e.g. `cargo xtask fuzz gateway --seconds 60`).
+    Fuzz {
+        /// The lab whose `fuzz/` targets to run.
+        lab: String,
+        /// How long to run each target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Run a lab's benchmarks in release mode (criterion), e.g. `cargo xtask bench breaker`.
     Bench {
         /// The lab whose benchmarks to run (crate `lab-<name>`).
@@ -95,6 +105,7 @@ fn run() -> Result<()> {
         Command::Test => test::run(&root),
         Command::Tidy => tidy::run(&root),
         Command::Grade(args) => grade::run(&args),
+        Command::Fuzz { lab, seconds } => fuzz::run(&lab, seconds),
         Command::Bench {
             lab,
             criterion_args,

@@ -32,6 +32,8 @@ pub const APT_NATS: &[&str] = &["nats-server"];
 /// Debian 12's binaryen (108) predates the reference-types output of current rustc and
 /// wasm-bindgen and produces a module that fails to instantiate, so we use a current release.
 pub const NPM_BINARYEN: &str = "132.0.0";
+/// cargo-fuzz, for `cargo xtask fuzz` (not part of `cargo xtask test`).
+pub const CARGO_FUZZ: &str = "0.13.1";
 
 /// The cargo that runs us (`cargo xtask` sets `CARGO`), so nested builds use the same toolchain.
 pub fn cargo() -> String {
@@ -112,6 +114,15 @@ fn ensure_cargo_tool(tool: &CargoTool) -> Result<()> {
         Ok(())
     })?;
     Ok(())
+}
+
+/// Install cargo-fuzz at its pinned version if missing.
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    ensure_cargo_tool(&CargoTool {
+        binary: "cargo-fuzz",
+        krate: "cargo-fuzz",
+        version: CARGO_FUZZ,
+    })
 }
 
 /// Install Chromium, chromedriver and an emoji font (the book is full of emoji) when missing.
