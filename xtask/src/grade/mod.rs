@@ -78,7 +78,8 @@ pub fn run(args: &GradeArgs) -> anyhow::Result<()> {
     } else {
         let verdict = grade_once(&root, &lab, limits, style, Instant::now())?;
         match verdict {
-            Verdict::Graded => Ok(()),
+            Verdict::Graded { passed, total } if passed == total => Ok(()),
+            Verdict::Graded { passed, total } => Err(NotAllPass { passed, total }.into()),
             Verdict::DoesNotBuild => bail!("the graded tests could not be built (see above)"),
         }
     }
@@ -91,11 +92,34 @@ pub(crate) struct Limits {
     jobs: usize,
 }
 
+/// A grading run in which some tests fail: the scorecard already said which, so the command
+/// only has to exit with a non-zero status (for scripts and editors), without another banner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAllPass {
+    /// Tests that passed.
+    pub passed: usize,
+    /// Tests graded.
+    pub total: usize,
+}
+
+impl std::fmt::Display for NotAllPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of {} graded tests pass", self.passed, self.total)
+    }
+}
+
+impl std::error::Error for NotAllPass {}
+
 /// How a grading run ended (errors in the set-up are `Err` instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     /// The scorecard was printed.
-    Graded,
+    Graded {
+        /// Tests that passed.
+        passed: usize,
+        /// Tests graded.
+        total: usize,
+    },
     /// The graded tests did not build (usually the learner's code); the errors were printed.
     DoesNotBuild,
 }
@@ -192,14 +216,18 @@ fn grade_once(
         scorecard::render_summary(&manifest, &outcomes, timings, style)
     );
 
+    let verdict = Verdict::Graded {
+        passed: outcomes.iter().filter(|outcome| outcome.passed()).count(),
+        total: outcomes.len(),
+    };
     // A score from edited tests does not count, so it must not count towards progress either.
     if matches!(tamper, TamperCheck::Changed(_)) {
-        return Ok(Verdict::Graded);
+        return Ok(verdict);
     }
     let ids = manifest.tests.iter().map(|test| test.id.as_str());
     saved.record(&manifest.lab, ids.zip(outcomes), &progress::now_rfc3339());
     progress::save(&progress_path, &saved)?;
-    Ok(Verdict::Graded)
+    Ok(verdict)
 }
 
 /// The lab to grade: the one named, or the only one there is.
