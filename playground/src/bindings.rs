@@ -63,6 +63,22 @@ impl BreakerPlayground {
         }
     }
 
+    /// Operator: holds the breaker open (ForcedOpen) until back to normal.
+    pub fn force_open(&mut self) {
+        self.sim.apply(Action::ForceOpen);
+    }
+
+    /// Operator: switches the breaker off (Disabled): every call goes through, nothing is
+    /// recorded, until back to normal.
+    pub fn disable(&mut self) {
+        self.sim.apply(Action::Disable);
+    }
+
+    /// Operator: back to normal, the core's reset: a fresh Closed with an empty window.
+    pub fn reset_breaker(&mut self) {
+        self.sim.apply(Action::Reset);
+    }
+
     /// Moves the virtual clock forward by `ms` (negative or NaN moves nothing).
     pub fn advance(&mut self, ms: f64) {
         if ms.is_finite() && ms >= 1.0 {
@@ -80,7 +96,7 @@ impl BreakerPlayground {
         self.sim.now() as f64
     }
 
-    /// The breaker's state: `closed`, `open`, `half_open`…
+    /// The breaker's state: `closed`, `open`, `half-open`, `forced-open`, `disabled`.
     pub fn state(&self) -> String {
         self.sim.breaker().state().name().to_string()
     }

@@ -2,7 +2,8 @@
 //! [`CircuitBreaker`] from `breaker-core`, wired together the way the lab's tower layer does.
 //!
 //! The page never decides anything about the breaker. It presses buttons (send one, send a
-//! burst, steady traffic, change the downstream) and moves the clock; this module turns those
+//! burst, steady traffic, change the downstream, the operator's force open, disable and back
+//! to normal) and moves the clock; this module turns those
 //! into [`Input`]s for the core, drains its [`Output`]s after every input, and keeps what the
 //! page draws: one mark per call, coloured by the event the core emitted for it, the state
 //! transitions, the failure rate the core reports, and a log of the core's events.
@@ -210,6 +211,12 @@ pub enum Action {
     Rate(u32),
     /// Change the failing downstream's failure percentage.
     FailurePercent(u32),
+    /// Operator: hold the breaker open ([`Input::ForceOpen`]).
+    ForceOpen,
+    /// Operator: let every call through and record nothing ([`Input::Disable`]).
+    Disable,
+    /// Operator: back to normal, a fresh Closed with an empty window ([`Input::Reset`]).
+    Reset,
 }
 
 impl Action {
@@ -221,7 +228,18 @@ impl Action {
             Action::Downstream(mode) => format!("d{}", &mode.code()[..1]),
             Action::Rate(rate) => format!("r{rate}"),
             Action::FailurePercent(percent) => format!("p{percent}"),
+            Action::ForceOpen => "f".into(),
+            Action::Disable => "x".into(),
+            Action::Reset => "n".into(),
         }
+    }
+
+    /// Whether this action changes a setting (rather than doing something to the breaker).
+    fn is_setting(self) -> bool {
+        matches!(
+            self,
+            Action::Steady(_) | Action::Downstream(_) | Action::Rate(_) | Action::FailurePercent(_)
+        )
     }
 
     fn parse(token: &str) -> Option<Action> {
@@ -230,6 +248,9 @@ impl Action {
         match head {
             "1" if rest.is_empty() => Some(Action::SendOne),
             "b" if rest.is_empty() => Some(Action::Burst),
+            "f" if rest.is_empty() => Some(Action::ForceOpen),
+            "x" if rest.is_empty() => Some(Action::Disable),
+            "n" if rest.is_empty() => Some(Action::Reset),
             "s" => Some(Action::Steady(rest == "1")),
             "d" => [Downstream::Healthy, Downstream::Failing, Downstream::Slow]
                 .into_iter()
@@ -513,14 +534,24 @@ impl BreakerSim {
                 }
             }
             Action::FailurePercent(percent) => self.current.failure_percent = percent,
+            Action::ForceOpen => self.operator(Input::ForceOpen),
+            Action::Disable => self.operator(Input::Disable),
+            Action::Reset => self.operator(Input::Reset),
         }
-        let is_setting = !matches!(action, Action::SendOne | Action::Burst);
-        if is_setting && self.actions.is_empty() && self.now == 0 {
+        if action.is_setting() && self.actions.is_empty() && self.now == 0 {
             // Nothing has happened yet: this is the scenario's starting point, not an event.
             self.initial = self.current.clone();
         } else {
             self.actions.push((self.now, action));
         }
+    }
+
+    /// An operator command: the core changes state (calls still out become stale, and come
+    /// back late) and says so in a `StateTransition` event, unless it is already there.
+    fn operator(&mut self, input: Input) {
+        // ForceOpen, Disable and Reset cannot fail; only permits and TransitionTo can.
+        let _ = self.breaker.handle_input(Millis(self.now), input);
+        self.drain(None);
     }
 
     /// Moves the clock forward by `ms`, letting everything due happen in time order.
@@ -823,9 +854,13 @@ fn reason_text(reason: TransitionReason, breaker: &CircuitBreaker) -> String {
         }
         TransitionReason::TrialsSucceeded => "the trial calls succeeded".into(),
         TransitionReason::HalfOpenTimedOut => "HalfOpen did not decide in time".into(),
-        TransitionReason::ForcedOpen => "forced open".into(),
-        TransitionReason::Disabled => "disabled".into(),
-        TransitionReason::Reset => "reset".into(),
+        TransitionReason::ForcedOpen => {
+            "an operator forced it open; every call is rejected until back to normal".into()
+        }
+        TransitionReason::Disabled => {
+            "an operator disabled it; every call goes through and nothing is recorded".into()
+        }
+        TransitionReason::Reset => "an operator reset it to Closed with an empty window".into(),
         TransitionReason::Manual => "set by hand".into(),
     }
 }
@@ -955,9 +990,150 @@ mod tests {
             Action::Downstream(Downstream::Slow),
             Action::Rate(40),
             Action::FailurePercent(0),
+            Action::ForceOpen,
+            Action::Disable,
+            Action::Reset,
         ] {
             assert_eq!(Action::parse(&action.token()), Some(action));
         }
         assert_eq!(Action::parse(""), None);
+        assert_eq!(Action::parse("fx"), None);
+        assert_eq!(Action::parse("n1"), None);
+    }
+
+    fn transitions_to(frame: &Frame) -> Vec<State> {
+        frame.transitions.iter().map(|t| t.to).collect()
+    }
+
+    #[test]
+    fn forcing_open_rejects_every_call_until_back_to_normal() {
+        // A healthy downstream: only the operator can explain the rejections.
+        let mut sim = BreakerSim::from_query("");
+        sim.apply(Action::SendOne);
+        sim.advance(200);
+        sim.take_frame();
+        sim.apply(Action::ForceOpen);
+        assert_eq!(sim.breaker().state(), State::ForcedOpen);
+        sim.apply(Action::Burst);
+        // No deadline ends ForcedOpen: an hour later it still holds.
+        sim.step();
+        sim.advance(MAX_ADVANCE_MS);
+        let frame = sim.take_frame();
+        assert_eq!(frame.state, State::ForcedOpen);
+        assert_eq!(frame.next_timeout, None);
+        assert_eq!(transitions_to(&frame), [State::ForcedOpen]);
+        assert_eq!(frame.totals.rejected, 10);
+        assert_eq!(
+            frame
+                .marks
+                .iter()
+                .filter(|m| m.kind == MarkKind::Rejected)
+                .count(),
+            10
+        );
+        assert!(
+            frame.log.iter().any(|line| line.kind == "state_transition"
+                && line.text.contains("an operator forced it open")),
+            "{:?}",
+            frame.log
+        );
+        // Forcing open again changes nothing: the core stays where it is.
+        sim.apply(Action::ForceOpen);
+        assert!(sim.take_frame().transitions.is_empty());
+
+        sim.apply(Action::Reset);
+        sim.apply(Action::SendOne);
+        sim.advance(200);
+        let frame = sim.take_frame();
+        assert_eq!(frame.state, State::Closed);
+        assert_eq!(transitions_to(&frame), [State::Closed]);
+        assert_eq!(
+            frame.totals.rejected, 10,
+            "back to normal admits calls again"
+        );
+        assert_eq!(frame.marks.last().map(|m| m.kind), Some(MarkKind::Success));
+    }
+
+    #[test]
+    fn a_disabled_breaker_lets_failures_through_and_never_opens() {
+        let mut sim = failing();
+        sim.apply(Action::Disable);
+        for _ in 0..3 {
+            sim.apply(Action::Burst);
+            sim.advance(500);
+        }
+        let frame = sim.take_frame();
+        assert_eq!(frame.state, State::Disabled);
+        assert_eq!(transitions_to(&frame), [State::Disabled]);
+        assert_eq!((frame.totals.admitted, frame.totals.rejected), (30, 0));
+        // The calls show as failures (the core still reports them), but none is recorded.
+        assert_eq!(
+            frame
+                .marks
+                .iter()
+                .filter(|m| m.kind == MarkKind::Failure)
+                .count(),
+            30
+        );
+        assert_eq!(frame.metrics.buffered_calls, 0);
+        assert_eq!(frame.metrics.failure_rate, None);
+
+        // Back to normal: a fresh Closed, which the same failures now open.
+        sim.apply(Action::Reset);
+        assert_eq!(sim.breaker().state(), State::Closed);
+        sim.apply(Action::Burst);
+        sim.advance(500);
+        assert_eq!(sim.breaker().state(), State::Open);
+    }
+
+    #[test]
+    fn calls_out_when_the_operator_acts_come_back_late() {
+        let mut sim = BreakerSim::from_query("down=slow&lat=2000&burst=4");
+        sim.apply(Action::Burst);
+        sim.advance(100);
+        sim.apply(Action::Disable);
+        sim.advance(3000);
+        let frame = sim.take_frame();
+        assert_eq!(frame.totals.late, 4, "{:?}", frame.marks);
+        assert_eq!(frame.pending, 0);
+    }
+
+    #[test]
+    fn operator_actions_replay_from_the_query_and_old_links_still_work() {
+        // Recorded even at time 0, when a setting would become the starting point instead.
+        let mut sim = BreakerSim::from_query("down=failing&pct=100");
+        sim.apply(Action::ForceOpen);
+        sim.apply(Action::Burst);
+        sim.advance(1000);
+        sim.apply(Action::Disable);
+        sim.apply(Action::Burst);
+        sim.advance(1000);
+        sim.apply(Action::Reset);
+        sim.advance(500);
+        let query = sim.query();
+        assert!(query.contains("do=f.0_b.0_x.1000_b.1000_n.2000"), "{query}");
+        let mut replay = BreakerSim::from_query(&query);
+        assert_eq!(replay.query(), query);
+        let (a, b) = (sim.take_frame(), replay.take_frame());
+        assert_eq!(a.state, State::Closed);
+        assert_eq!(b.state, State::Closed);
+        assert_eq!(a.totals, b.totals);
+        assert_eq!(transitions_to(&a), transitions_to(&b));
+        assert_eq!(
+            transitions_to(&b),
+            [State::ForcedOpen, State::Disabled, State::Closed]
+        );
+
+        // A link written before the operator buttons existed replays as it always did.
+        let old = "down=failing&pct=70&do=1.0_1.400_1.800_1.1200_1.1600_1.2000&t=2500";
+        let mut sim = BreakerSim::from_query(old);
+        assert_eq!(sim.query(), BreakerSim::from_query(&sim.query()).query());
+        assert!(
+            sim.query()
+                .ends_with("do=1.0_1.400_1.800_1.1200_1.1600_1.2000&t=2500"),
+            "{}",
+            sim.query()
+        );
+        assert_eq!(sim.take_frame().totals.sent, 6);
     }
 }

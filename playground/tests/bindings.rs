@@ -88,6 +88,42 @@ fn the_query_rebuilds_the_same_scenario_and_its_controls() {
 }
 
 #[wasm_bindgen_test]
+fn the_operator_forces_open_disables_and_brings_the_breaker_back() {
+    let mut playground = BreakerPlayground::new("");
+    playground.force_open();
+    assert_eq!(playground.state(), "forced-open");
+    playground.send_burst();
+    let frame = json(&playground.frame());
+    assert_eq!(frame["state"], "forced_open");
+    assert_eq!(frame["transitions"][0]["to"], "forced_open");
+    assert_eq!(frame["totals"]["rejected"], 10);
+    assert_eq!(frame["totals"]["admitted"], 0);
+
+    playground.advance(1000.0);
+    playground.disable();
+    playground.send_one();
+    let frame = json(&playground.frame());
+    assert_eq!(frame["state"], "disabled");
+    assert_eq!(frame["totals"]["admitted"], 1);
+
+    playground.advance(1000.0);
+    playground.reset_breaker();
+    assert_eq!(playground.state(), "closed");
+    let frame = json(&playground.frame());
+    assert_eq!(frame["transitions"][0]["from"], "disabled");
+    assert_eq!(frame["transitions"][0]["to"], "closed");
+
+    // The link replays the operator's actions at their times.
+    let query = playground.query();
+    assert!(query.contains("do=f.0_b.0_x.1000_1.1000_n.2000"), "{query}");
+    let totals = json(&playground.frame())["totals"].clone();
+    assert_eq!(totals["rejected"], 10);
+    let mut again = BreakerPlayground::new(&query);
+    assert_eq!(again.state(), "closed");
+    assert_eq!(json(&again.frame())["totals"], totals);
+}
+
+#[wasm_bindgen_test]
 fn the_saga_compensates_in_reverse_order() {
     let saga = SagaPlayground::new("fail=inventory");
     let run = json(&saga.run());

@@ -34,6 +34,11 @@ function markup(id) {
   <button type="button" data-act="burst">Send burst</button> ${num("burst", "of", 1, 500)}
   <label><input type="checkbox" name="steady"> Steady traffic</label> ${num("rate", "calls/s", 1, 200)}
  </fieldset>
+ <fieldset><legend>Operator</legend>
+  <button type="button" data-act="force" aria-pressed="false" title="Hold the breaker open: every call is rejected until back to normal">Force open</button>
+  <button type="button" data-act="disable" aria-pressed="false" title="Switch the breaker off: every call goes through and nothing is recorded">Disable</button>
+  <button type="button" data-act="normal" title="The core's reset: Closed, with an empty window">Back to normal</button>
+ </fieldset>
  <fieldset><legend>Clock</legend>
   <button type="button" data-act="play" aria-pressed="false">▶ Play</button>
   <button type="button" data-act="step" title="Jump to the next reply, deadline or call">Step</button>
@@ -46,8 +51,9 @@ function markup(id) {
 </form>
 <div class="pg-views">
  <figure class="pg-diagram"><figcaption>State <strong class="pg-state" data-state="closed">Closed</strong></figcaption>
-  <svg viewBox="0 0 320 190" text-anchor="middle" role="img" aria-label="State diagram of the circuit breaker">
+  <svg viewBox="0 0 320 270" text-anchor="middle" role="img" aria-label="State diagram of the circuit breaker">
    <defs><marker id="${id}-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" class="pg-arrowhead"/></marker></defs>
+   <rect class="pg-group" x="2" y="4" width="316" height="182" rx="12"/>
    <g class="pg-edges" marker-end="url(#${id}-arrow)">
     <path d="M92 40 L228 40"/><path d="M262 62 L196 138"/><path d="M124 138 L58 62"/><path d="M176 140 L246 64"/>
    </g>
@@ -60,6 +66,10 @@ function markup(id) {
    <g class="pg-node" data-node="closed"><rect x="8" y="22" width="84" height="38" rx="19"/><text x="50" y="46">Closed</text></g>
    <g class="pg-node" data-node="open"><rect x="228" y="22" width="84" height="38" rx="19"/><text x="270" y="46">Open</text></g>
    <g class="pg-node" data-node="half_open"><rect x="110" y="138" width="100" height="38" rx="19"/><text x="160" y="162">HalfOpen</text></g>
+   <g class="pg-edges pg-op-edges" marker-start="url(#${id}-arrow)" marker-end="url(#${id}-arrow)"><title>An operator forces open or disables from any state; back to normal enters Closed</title><path d="M60 186 L60 226"/><path d="M260 186 L260 226"/></g>
+   <g class="pg-edge-labels"><text x="68" y="210" text-anchor="start">operator</text><text x="252" y="210" text-anchor="end">operator</text></g>
+   <g class="pg-node pg-op" data-node="forced_open"><rect x="10" y="226" width="100" height="38" rx="19"/><text x="60" y="250">ForcedOpen</text></g>
+   <g class="pg-node pg-op" data-node="disabled"><rect x="210" y="226" width="100" height="38" rx="19"/><text x="260" y="250">Disabled</text></g>
   </svg>
  </figure>
  <dl class="pg-counters" aria-label="What the breaker reports"></dl>
@@ -136,6 +146,8 @@ function mount(root) {
     label.textContent = STATE_NAMES[state];
     label.dataset.state = state;
     for (const node of root.querySelectorAll(".pg-node")) node.classList.toggle("lit", node.dataset.node === state);
+    $('[data-act="force"]').setAttribute("aria-pressed", String(state === "forced_open"));
+    $('[data-act="disable"]').setAttribute("aria-pressed", String(state === "disabled"));
     $(".pg-clock").textContent = secs(frame.now);
     const pct = (v) => (v == null ? "— (below minimum calls)" : `${v.toFixed(1)} %`);
     const rows = [
@@ -236,6 +248,10 @@ function mount(root) {
     burst: () => pg.send_burst(),
     step: () => pg.step(),
     plus: () => pg.advance(1000),
+    // Force open and Disable are toggles: pressed again, they go back to normal.
+    force: () => (frame.state === "forced_open" ? pg.reset_breaker() : pg.force_open()),
+    disable: () => (frame.state === "disabled" ? pg.reset_breaker() : pg.disable()),
+    normal: () => pg.reset_breaker(),
     play: () => setPlaying(!playing),
     reset: () => { setPlaying(false); rebuild(formQuery(form, SETTINGS).replace(/steady=1/, "steady=0")); say("Scenario reset to time 0."); },
     share: () => share(say),

@@ -3,6 +3,9 @@
 //!
 //! - the breaker page: a failing downstream trips the breaker to Open, later calls show up as
 //!   rejections on the timeline, and moving the clock past the wait gives HalfOpen;
+//! - the breaker's operator controls: Force open lights ForcedOpen on the diagram and rejects
+//!   calls to a healthy downstream, Disable toggles, Back to normal (pressed from the keyboard)
+//!   gives Closed again, and the diagram's nodes and labels do not overlap;
 //! - the saga page: a failure at inventory compensates in reverse order (refund the payment,
 //!   then cancel the order) and leaves the balances as they were;
 //! - a shared-scenario URL restores every control, on both pages;
@@ -214,6 +217,153 @@ async fn breaker_opens_then_half_opens(browser: &Browser) -> Check {
     no_js_errors(browser, BREAKER_PAGE).await
 }
 
+/// Waits until the page shows `state` (the clicks are handled at once; this only makes the
+/// check independent of when the page redraws).
+async fn wait_for_state(browser: &Browser, state: &str) -> Check {
+    let seen = poll_until(POLL_ATTEMPTS, || async {
+        let now = breaker_state(browser)
+            .await
+            .map_err(book_tests::BookTestError::Chromedriver)?;
+        Ok((now == state).then_some(()))
+    })
+    .await
+    .map_err(|error| error.to_string())?;
+    match seen {
+        Some(()) => Ok(()),
+        None => Err(format!(
+            "the page never read {state}; it reads {}",
+            breaker_state(browser).await?
+        )),
+    }
+}
+
+/// Which nodes of the state diagram are lit, and whether each operator button is pressed.
+async fn diagram_and_buttons(browser: &Browser) -> Result<Value, String> {
+    js(
+        browser,
+        "const r = document.querySelector('[data-playground=breaker]');
+         const pressed = (act) => r.querySelector(`[data-act=${act}]`).getAttribute('aria-pressed');
+         return { lit: Array.from(r.querySelectorAll('.pg-node.lit'), n => n.dataset.node),
+                  force: pressed('force'), disable: pressed('disable') };",
+    )
+    .await
+}
+
+async fn breaker_operator_forces_open_and_back(browser: &Browser) -> Check {
+    open_ready(browser, BREAKER_PAGE).await?;
+    // Real buttons a keyboard reaches, and a diagram whose nodes and labels do not overlap.
+    let layout = js(
+        browser,
+        "const r = document.querySelector('[data-playground=breaker]');
+         const buttons = ['force', 'disable', 'normal'].map(act => {
+           const b = r.querySelector(`[data-act=${act}]`);
+           if (!b) return `${act}: missing`;
+           b.focus();
+           return b.tagName === 'BUTTON' && !b.disabled && document.activeElement === b
+             ? 'ok' : `${act}: not a focusable button`;
+         });
+         const nodes = Array.from(r.querySelectorAll('.pg-node'), n => n.dataset.node);
+         const boxes = Array.from(
+           r.querySelectorAll('.pg-diagram .pg-node rect, .pg-diagram .pg-edge-labels text'),
+           e => [e.tagName === 'rect' ? e.parentElement.dataset.node : e.textContent,
+                 e.getBoundingClientRect()]);
+         const overlaps = [];
+         boxes.forEach(([a, p], i) => boxes.slice(i + 1).forEach(([b, q]) => {
+           if (p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom)
+             overlaps.push(`${a} / ${b}`);
+         }));
+         return { buttons, nodes, overlaps };",
+    )
+    .await?;
+    let expected = json!({
+        "buttons": ["ok", "ok", "ok"],
+        "nodes": ["closed", "open", "half_open", "forced_open", "disabled"],
+        "overlaps": []
+    });
+    if layout != expected {
+        return Err(format!(
+            "operator buttons and diagram should be {expected}, the page has {layout}"
+        ));
+    }
+
+    // The downstream is healthy: only the operator can make the breaker reject calls.
+    click(browser, "[data-act=force]").await?;
+    wait_for_state(browser, "ForcedOpen").await?;
+    let shown = diagram_and_buttons(browser).await?;
+    let expected = json!({ "lit": ["forced_open"], "force": "true", "disable": "false" });
+    if shown != expected {
+        return Err(format!(
+            "after Force open the page should show {expected}, it shows {shown}"
+        ));
+    }
+    click(browser, "[data-act=burst]").await?;
+    let after_burst = js(
+        browser,
+        "const r = document.querySelector('[data-playground=breaker]');
+         return { rejected_marks: r.querySelectorAll('svg.pg-timeline .mark-rejected').length,
+                  totals: r.querySelector('[data-metric=totals]').textContent,
+                  bands: r.querySelectorAll('svg.pg-timeline .band-forced_open').length,
+                  said: r.querySelector('.pg-sr').textContent.includes('ForcedOpen'),
+                  url: location.search.includes('do=f.0') };",
+    )
+    .await?;
+    let expected = json!({
+        "rejected_marks": 10, "totals": "10 / 0 / 0", "bands": 1, "said": true, "url": true
+    });
+    if after_burst != expected {
+        return Err(format!(
+            "a burst while ForcedOpen should be all rejected ({expected}), the page shows {after_burst}"
+        ));
+    }
+    screenshot(browser, "playground-breaker-forced-open", ".pg-views").await?;
+
+    // Disable is a toggle too: pressed twice, the breaker is back to Closed.
+    click(browser, "[data-act=disable]").await?;
+    wait_for_state(browser, "Disabled").await?;
+    let shown = diagram_and_buttons(browser).await?;
+    let expected = json!({ "lit": ["disabled"], "force": "false", "disable": "true" });
+    if shown != expected {
+        return Err(format!(
+            "after Disable the page should show {expected}, it shows {shown}"
+        ));
+    }
+    click(browser, "[data-act=disable]").await?;
+    wait_for_state(browser, "Closed").await?;
+
+    // Back to normal, pressed from the keyboard, after forcing open once more.
+    click(browser, "[data-act=force]").await?;
+    wait_for_state(browser, "ForcedOpen").await?;
+    browser
+        .client()
+        .find(Locator::Css("[data-act=normal]"))
+        .await
+        .map_err(|error| format!("no Back to normal button: {error}"))?
+        .send_keys("\u{e007}")
+        .await
+        .map_err(|error| format!("pressing Enter on Back to normal: {error}"))?;
+    wait_for_state(browser, "Closed").await?;
+    let shown = diagram_and_buttons(browser).await?;
+    let expected = json!({ "lit": ["closed"], "force": "false", "disable": "false" });
+    if shown != expected {
+        return Err(format!(
+            "after Back to normal the page should show {expected}, it shows {shown}"
+        ));
+    }
+    // Closed admits calls again: one more call is sent and admitted.
+    click(browser, "[data-act=one]").await?;
+    let totals = js(
+        browser,
+        "return document.querySelector('[data-metric=totals]').textContent;",
+    )
+    .await?;
+    if totals != "11 / 1 / 0" {
+        return Err(format!(
+            "back to normal should admit the next call (sent / admitted / late 11 / 1 / 0), the counters read {totals}"
+        ));
+    }
+    no_js_errors(browser, BREAKER_PAGE).await
+}
+
 async fn saga_compensates_in_reverse_order(browser: &Browser) -> Check {
     open_ready(browser, SAGA_PAGE).await?;
     choose(browser, "select[name=fail]", "inventory").await?;
@@ -375,6 +525,10 @@ fn playgrounds_work_in_a_browser() {
             (
                 "breaker_opens_then_half_opens",
                 breaker_opens_then_half_opens(&browser).await,
+            ),
+            (
+                "breaker_operator_forces_open_and_back",
+                breaker_operator_forces_open_and_back(&browser).await,
             ),
             (
                 "saga_compensates_in_reverse_order",
