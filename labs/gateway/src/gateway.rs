@@ -1,9 +1,9 @@
 //! The gateway itself: an HTTP server that routes, authenticates, limits and forwards.
 //!
-//! Every proxied request takes the same path through [`proxy_request`]: route it (400 for a hostile path,
-//! 404 for no route) → authenticate (401/403) → rate-limit (429) → check the declared size
-//! (413) → forward through the upstream's breaker with retries (502/503/504) → stream the
-//! answer back. Each refusal is a problem+json with a `detail` saying why. `/health`, the
+//! Every proxied request takes the same path through [`proxy_request`]: route it (400 for a
+//! hostile path, 404 for no route) → authenticate (401/403) → rate-limit (429) → check the
+//! declared size (413) → forward through the upstream's breaker with retries (502/503/504) →
+//! stream the answer back. Each refusal is a problem+json with a `detail` saying why. `/health`, the
 //! aggregated view and the access log live in an axum [`router`]; [`serve`] sends a request
 //! there only when it needs them.
 
@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -372,6 +371,15 @@ async fn health(State(gateway): State<Arc<Gateway>>) -> axum::Json<serde_json::V
     }))
 }
 
+/// Where the aggregated view lives: `/api/order-details/{id}`.
+const ORDER_DETAILS: &str = "/api/order-details/";
+
+/// Whether the access log is on. `tracing`'s filter is fixed at start-up, so the answer is
+/// too, and the router and [`serve`] decide once.
+fn access_log_on() -> bool {
+    tracing::enabled!(target: "access", tracing::Level::INFO)
+}
+
 /// The access log: one `tracing` line per request, after it is answered.
 async fn access_log(request: Request, next: Next) -> Response<Body> {
     let started = Instant::now();
@@ -399,12 +407,14 @@ async fn access_log(request: Request, next: Next) -> Response<Body> {
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let mut app = Router::new().route("/health", get(health));
     if gateway.config.aggregation.is_some() {
-        app = app.route("/api/order-details/{id}", get(aggregate::order_details));
+        app = app.route(
+            &format!("{ORDER_DETAILS}{{id}}"),
+            get(aggregate::order_details),
+        );
     }
     app = app.fallback(proxy);
-    // With the log off (the filter is fixed at start-up), leave the layer out altogether:
-    // it would cost more than the routing.
-    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+    // With the log off, leave the layer out altogether: it would cost more than the routing.
+    if access_log_on() {
         app = app.layer(middleware::from_fn(access_log));
     }
     app.with_state(gateway)
@@ -433,7 +443,7 @@ pub async fn serve(
         })
     });
     let dispatch = Dispatch {
-        direct: !tracing::enabled!(target: "access", tracing::Level::INFO),
+        direct: !access_log_on(),
         aggregation: gateway.config.aggregation.is_some(),
         router: router(Arc::clone(&gateway)),
         gateway,
@@ -462,7 +472,7 @@ pub async fn serve(
         let mut dispatch = dispatch.clone();
         dispatch.peer = peer;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            tower::Service::call(&mut dispatch.clone(), request.map(Body::new))
+            dispatch.handle(request.map(Body::new))
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -503,25 +513,19 @@ struct Dispatch {
 
 impl Dispatch {
     fn needs_router(&self, path: &str) -> bool {
-        !self.direct
-            || path == "/health"
-            || (self.aggregation && path.starts_with("/api/order-details/"))
+        !self.direct || path == "/health" || (self.aggregation && path.starts_with(ORDER_DETAILS))
     }
 }
 
-impl tower::Service<Request> for Dispatch {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
+impl Dispatch {
+    /// Answers one request: through the router when it needs it, straight to the proxy if not.
+    fn handle(
+        &self,
+        mut request: Request,
+    ) -> BoxFuture<'static, Result<Response<Body>, Infallible>> {
         if self.needs_router(request.uri().path()) {
             request.extensions_mut().insert(ConnectInfo(self.peer));
-            return Box::pin(tower::Service::call(&mut self.router, request));
+            return Box::pin(tower::Service::call(&mut self.router.clone(), request));
         }
         let gateway = Arc::clone(&self.gateway);
         let peer = self.peer;
