@@ -8,7 +8,9 @@
 //!   open and warm in every cache) and dials a new one only when none is left.
 //! - **Check-in** happens when the response body has been read to its end: only then is an
 //!   HTTP/1.1 connection free for the next request. A body abandoned halfway (the client hung
-//!   up) leaves the connection mid-message, so it is closed instead.
+//!   up) leaves the connection mid-message: if the rest is small (64 KiB at most) it is read
+//!   and thrown away in the background to save the connection; otherwise the connection is
+//!   closed.
 //! - **A stale connection is not an error.** The upstream may close an idle connection at any
 //!   moment (its keep-alive timeout). hyper hands a request back untouched when the connection
 //!   died before any byte was written, and then it goes out on another connection, POST or
@@ -24,12 +26,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::{self, HeaderValue};
 use axum::http::{Request, Response};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -179,7 +183,8 @@ impl Shared {
 
 /// An upstream response body that returns its connection to the pool when read to the end.
 pub struct PooledBody {
-    inner: Incoming,
+    /// Always `Some` until the body is dropped mid-message and handed to the drain.
+    inner: Option<Incoming>,
     lease: Option<(SendRequest<Body>, Arc<Shared>)>,
 }
 
@@ -194,7 +199,7 @@ impl std::fmt::Debug for PooledBody {
 impl PooledBody {
     fn new(inner: Incoming, sender: SendRequest<Body>, shared: Arc<Shared>) -> Self {
         let mut body = Self {
-            inner,
+            inner: Some(inner),
             lease: Some((sender, shared)),
         };
         // A 204, a 304 or a HEAD answer has no body to wait for.
@@ -212,7 +217,11 @@ impl PooledBody {
     /// Gives the connection back if the body says nothing more is coming (a known length
     /// fully read, or no body at all).
     fn release_if_done(&mut self) {
-        if http_body::Body::is_end_stream(&self.inner) {
+        if self
+            .inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
+        {
             self.release();
         }
     }
@@ -226,7 +235,10 @@ impl http_body::Body for PooledBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
             // The end of a chunked body: its length was never known, but it is over.
             Poll::Ready(None) => self.release(),
@@ -239,19 +251,48 @@ impl http_body::Body for PooledBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), http_body::Body::size_hint)
     }
 }
+
+/// The most of an abandoned response the pool reads, and how long it waits for it, to save
+/// the connection: a small rest of a body costs less to read and throw away than a new
+/// connection costs to open; a large or endless one does not.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
         // Read to the end but never polled past it (a body with a known length): still fine.
-        // Anything else was abandoned mid-message; dropping the handle closes the connection.
         self.release_if_done();
+        let (Some((sender, shared)), Some(inner)) = (self.lease.take(), self.inner.take()) else {
+            return;
+        };
+        // Abandoned mid-message: the client hung up. If what is left is small and of known
+        // length, read it in the background and keep the connection; otherwise dropping the
+        // handle closes it.
+        let small = http_body::Body::size_hint(&inner)
+            .upper()
+            .is_some_and(|left| left <= DRAIN_LIMIT);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if small {
+            runtime.spawn(async move {
+                let drained = tokio::time::timeout(DRAIN_TIME, inner.collect()).await;
+                if matches!(drained, Ok(Ok(_))) {
+                    shared.check_in(sender);
+                }
+            });
+        }
     }
 }
 
@@ -272,7 +313,7 @@ mod tests {
 
     /// An upstream that counts its connections and can drop them all at once.
     /// `/small` answers 2 bytes with a length, `/chunked` three chunks without one,
-    /// `/big` a megabyte in 1 KiB chunks, `/empty` a 204.
+    /// `/big` a megabyte in 1 KiB chunks, `/pause` 10 bytes in two halves, `/empty` a 204.
     struct Upstream {
         authority: String,
         accepted: Arc<AtomicUsize>,
@@ -288,6 +329,19 @@ mod tests {
         };
         match path {
             "/chunked" => Response::new(chunks(3, 5)),
+            "/pause" => {
+                // Ten bytes in two halves, the second a moment after the first.
+                use futures::StreamExt;
+                let halves = futures::stream::iter([0u64, 50]).then(|wait| async move {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    Ok(Frame::data(Bytes::from_static(b"12345")))
+                });
+                let mut response = Response::new(BodyExt::boxed(StreamBody::new(halves)));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
+                response
+            }
             "/big" => Response::new(chunks(1024, 1024)),
             "/empty" => {
                 let mut response = Response::new(Full::new(Bytes::new()).boxed());
@@ -427,7 +481,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_abandoned_body_closes_its_connection_instead_of_reusing_it() {
+    async fn a_large_abandoned_body_closes_its_connection_instead_of_reusing_it() {
         let upstream = Upstream::start().await;
         let pool = Pool::new(&upstream.authority, 8).unwrap();
         let response = pool.send(request("GET", "/big")).await.unwrap();
@@ -442,6 +496,25 @@ mod tests {
         );
         assert_eq!(read_all(&pool, "GET", "/small").await, 2);
         assert_eq!(upstream.accepted(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_small_abandoned_body_is_read_out_and_its_connection_kept() {
+        let upstream = Upstream::start().await;
+        let pool = Pool::new(&upstream.authority, 8).unwrap();
+        let response = pool.send(request("GET", "/pause")).await.unwrap();
+        let mut body = response.into_body();
+        assert!(body.frame().await.unwrap().unwrap().is_data());
+        drop(body); // the client hung up with five bytes still to come
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while pool.idle() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the drained connection comes back to the pool");
+        assert_eq!(read_all(&pool, "GET", "/small").await, 2);
+        assert_eq!(upstream.accepted(), 1);
     }
 
     #[tokio::test]
