@@ -5,7 +5,8 @@
 //! upstream keeps a stack of idle HTTP/1.1 connections:
 //!
 //! - **Checkout** pops the most recently used idle connection (it is the likeliest to still be
-//!   open and warm in every cache) and dials a new one only when none is left.
+//!   open and warm in every cache) and dials a new one only when none is left. A connection
+//!   idle for more than 30 s is closed instead of used.
 //! - **Check-in** happens when the response body has been read to its end: only then is an
 //!   HTTP/1.1 connection free for the next request. A body abandoned halfway (the client hung
 //!   up) leaves the connection mid-message: if the rest is small (64 KiB at most) it is read
@@ -22,6 +23,7 @@
 //! again. A gateway knows its upstreams up front, so it keeps one small pool per upstream
 //! instead; the benchmark appendix shows what that bought.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +42,7 @@ use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// Why a request found no connection or lost it.
 #[derive(Debug, Error)]
@@ -58,6 +61,19 @@ pub enum PoolError {
 }
 
 // ANCHOR: pool
+/// How long a connection may sit idle before the pool closes it. Shorter than the keep-alive
+/// timeout of most servers (nginx 75 s, Node 5 s being the odd one out), so that usually the
+/// gateway, not the upstream, closes an idle connection: an upstream closing one just as a
+/// request is written on it is the one stale-connection race that cannot be retried safely.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An idle connection and since when it has been idle.
+#[derive(Debug)]
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
 /// The idle connections to one upstream.
 #[derive(Debug)]
 pub struct Pool {
@@ -68,7 +84,8 @@ pub struct Pool {
 struct Shared {
     authority: String,
     host: HeaderValue,
-    idle: Mutex<Vec<SendRequest<Body>>>,
+    /// Oldest at the front, most recently used at the back.
+    idle: Mutex<VecDeque<Idle>>,
     max_idle: usize,
     opened: AtomicU64,
 }
@@ -82,7 +99,7 @@ impl Pool {
             shared: Arc::new(Shared {
                 authority: authority.to_owned(),
                 host,
-                idle: Mutex::new(Vec::new()),
+                idle: Mutex::new(VecDeque::new()),
                 max_idle,
                 opened: AtomicU64::new(0),
             }),
@@ -136,7 +153,10 @@ impl Pool {
     /// The most recently used idle connection that is still open and ready.
     async fn checkout(&self) -> Option<SendRequest<Body>> {
         loop {
-            let mut sender = self.shared.idle.lock().pop()?;
+            let Idle { mut sender, since } = self.shared.idle.lock().pop_back()?;
+            if since.elapsed() > IDLE_TIMEOUT {
+                continue; // dropping the handle closes the connection
+            }
             // Usually ready at once; a connection checked in as its last body frame was read
             // may need its task to run once more before it takes the next request.
             if sender.ready().await.is_ok() {
@@ -174,9 +194,17 @@ impl Shared {
         if sender.is_closed() {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock();
+        // Close what has waited too long: the front is the oldest.
+        while idle
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.since) > IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
         if idle.len() < self.max_idle {
-            idle.push(sender);
+            idle.push_back(Idle { sender, since: now });
         }
     }
 }
@@ -414,7 +442,13 @@ mod tests {
     /// Waits until the pool's connection tasks have seen the upstream hang up.
     async fn until_no_open_idle(pool: &Pool) {
         tokio::time::timeout(Duration::from_secs(10), async {
-            while pool.shared.idle.lock().iter().any(|s| !s.is_closed()) {
+            while pool
+                .shared
+                .idle
+                .lock()
+                .iter()
+                .any(|idle| !idle.sender.is_closed())
+            {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -515,6 +549,24 @@ mod tests {
         .expect("the drained connection comes back to the pool");
         assert_eq!(read_all(&pool, "GET", "/small").await, 2);
         assert_eq!(upstream.accepted(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_for_too_long_is_closed_instead_of_used() {
+        let upstream = Upstream::start().await;
+        let pool = Pool::new(&upstream.authority, 8).unwrap();
+        read_all(&pool, "GET", "/small").await;
+        tokio::time::advance(IDLE_TIMEOUT - Duration::from_secs(1)).await;
+        read_all(&pool, "GET", "/small").await;
+        assert_eq!(
+            upstream.accepted(),
+            1,
+            "idle for less than the timeout: reused"
+        );
+        tokio::time::advance(IDLE_TIMEOUT + Duration::from_secs(1)).await;
+        read_all(&pool, "GET", "/small").await;
+        assert_eq!(upstream.accepted(), 2, "idle for longer: a new connection");
+        assert_eq!(pool.idle(), 1, "and the old one is gone");
     }
 
     #[tokio::test]
