@@ -173,20 +173,16 @@ fn main() -> anyhow::Result<()> {
             .map(|(_, m)| m.requests_per_sec)
     };
     println!();
-    for (label, top, bottom) in [
-        ("d/b (gateway / nginx)", "(d)", "(b)"),
-        ("d/c (gateway / haproxy)", "(d)", "(c)"),
-        ("e/d (auth+limit / routing)", "(e)", "(d)"),
-        ("f/b (bare hyper / nginx)", "(f)", "(b)"),
-        ("d/f (gateway / bare hyper)", "(d)", "(f)"),
-    ] {
-        match (rate(top), rate(bottom)) {
-            (Some(top), Some(bottom)) if bottom > 0.0 => {
-                println!("{label:<28} {:.2}", top / bottom)
-            }
-            _ => println!("{label:<28} n/a (a contestant was skipped)"),
-        }
-    }
+    print_ratios(
+        &[
+            ("d/b (gateway / nginx)", "(d)", "(b)"),
+            ("d/c (gateway / haproxy)", "(d)", "(c)"),
+            ("e/d (auth+limit / routing)", "(e)", "(d)"),
+            ("f/b (bare hyper / nginx)", "(f)", "(b)"),
+            ("d/f (gateway / bare hyper)", "(d)", "(f)"),
+        ],
+        rate,
+    );
 
     // The proxies stayed up (idle, so they cost the pinned core nothing) and their upstream
     // pools are warm: the fixed-rate pass measures the same processes. A fixed-rate p99 is
@@ -253,24 +249,44 @@ fn main() -> anyhow::Result<()> {
                     .map(|(_, ms)| *ms)
             };
             println!();
-            for (label, top, bottom) in [
-                ("p99 d/b (gateway / nginx)", "(d)", "(b)"),
-                ("p99 e/b (auth+limit / nginx)", "(e)", "(b)"),
-                ("p99 d/c (gateway / haproxy)", "(d)", "(c)"),
-                ("p99 f/b (bare hyper / nginx)", "(f)", "(b)"),
-            ] {
-                match (p99(top), p99(bottom)) {
-                    (Some(top), Some(bottom)) if bottom > 0.0 => {
-                        println!("{label:<28} {:.2}", top / bottom)
-                    }
-                    _ => println!("{label:<28} n/a (a contestant was skipped)"),
-                }
-            }
+            print_ratios(
+                &[
+                    ("p99 d/b (gateway / nginx)", "(d)", "(b)"),
+                    ("p99 e/b (auth+limit / nginx)", "(e)", "(b)"),
+                    ("p99 d/c (gateway / haproxy)", "(d)", "(c)"),
+                    ("p99 f/b (bare hyper / nginx)", "(f)", "(b)"),
+                ],
+                p99,
+            );
         }
     }
     drop((nginx, haproxy, plain, guarded, bare));
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// Prints `top / bottom` for each `(label, top, bottom)`, looking the sides up by the prefix
+/// of their name, or says which ratio a skipped contestant left out.
+fn print_ratios(pairs: &[(&str, &str, &str)], value: impl Fn(&str) -> Option<f64>) {
+    for (label, top, bottom) in pairs {
+        match (value(top), value(bottom)) {
+            (Some(top), Some(bottom)) if bottom > 0.0 => {
+                println!("{label:<28} {:.2}", top / bottom)
+            }
+            _ => println!("{label:<28} n/a (a contestant was skipped)"),
+        }
+    }
+}
+
+/// `program` as a command, pinned to `core` with `taskset` when the run is pinned.
+fn on_core(program: &str, core: &str, pinned: bool) -> Command {
+    if pinned {
+        let mut command = Command::new("taskset");
+        command.args(["-c", core, program]);
+        command
+    } else {
+        Command::new(program)
+    }
 }
 
 /// User and kernel CPU time, in clock ticks, of a process and its children (nginx's worker is
@@ -362,13 +378,7 @@ fn oha_fixed(
     header: Option<&str>,
     pinned: bool,
 ) -> anyhow::Result<FixedRate> {
-    let mut command = if pinned {
-        let mut command = Command::new("taskset");
-        command.args(["-c", "0", oha]);
-        command
-    } else {
-        Command::new(oha)
-    };
+    let mut command = on_core(oha, "0", pinned);
     command.args([
         "-c",
         &CONNECTIONS.to_string(),
@@ -555,13 +565,7 @@ fn spawn_pinned(
     pinned: bool,
     env: &[(&str, &str)],
 ) -> std::io::Result<Child> {
-    let mut command = if pinned {
-        let mut command = Command::new("taskset");
-        command.args(["-c", "1", program]);
-        command
-    } else {
-        Command::new(program)
-    };
+    let mut command = on_core(program, "1", pinned);
     command
         .args(args)
         .envs(env.iter().copied())
@@ -674,13 +678,7 @@ fn start_bare(bin: &str, upstream: SocketAddr, pinned: bool) -> anyhow::Result<P
 }
 
 fn wrk(url: &str, secs: u64, header: Option<&str>, pinned: bool) -> anyhow::Result<Measured> {
-    let mut command = if pinned {
-        let mut command = Command::new("taskset");
-        command.args(["-c", "0", "wrk"]);
-        command
-    } else {
-        Command::new("wrk")
-    };
+    let mut command = on_core("wrk", "0", pinned);
     command.args([
         "-t1",
         &format!("-c{CONNECTIONS}"),
