@@ -75,19 +75,11 @@ pub async fn order_details(
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
-    let subject_header = axum::http::HeaderName::try_from(
-        gateway
-            .authenticator()
-            .map_or("x-authenticated-subject", |auth| auth.subject_header()),
-    )
-    .unwrap_or(axum::http::HeaderName::from_static(
-        "x-authenticated-subject",
-    ));
     let headers = upstream_request_headers(
         request.headers(),
         peer.ip(),
-        &gateway.config.trusted_proxies,
-        &subject_header,
+        gateway.trusted(),
+        gateway.subject_header(),
         admitted.claims.as_ref().map(|claims| claims.sub.as_str()),
     );
     let timeout = Duration::from_millis(config.part_timeout_ms);

@@ -179,11 +179,6 @@ impl Authenticator {
         })
     }
 
-    /// The header that carries the subject upstream.
-    pub fn subject_header(&self) -> &str {
-        &self.config.subject_header
-    }
-
     /// How many times the JWKS file was re-read since startup.
     pub fn jwks_reloads(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)

@@ -105,7 +105,13 @@ impl Gateway {
         self.auth.as_ref()
     }
 
-    fn trusted(&self) -> &[Cidr] {
+    /// The header that carries the verified subject upstream.
+    pub(crate) fn subject_header(&self) -> &HeaderName {
+        &self.subject_header
+    }
+
+    /// The proxies whose `X-Forwarded-For` entries are believed.
+    pub(crate) fn trusted(&self) -> &[Cidr] {
         &self.config.trusted_proxies
     }
 
