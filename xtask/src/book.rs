@@ -16,10 +16,23 @@ use crate::{step, tools, wasm};
 const MERMAID_FILES: &[&str] = &["mermaid.min.js", "mermaid-init.js"];
 
 /// Everything before mdBook runs: tools, Mermaid's scripts, the playground's WASM.
+///
+/// On a fresh machine the pinned tools take most of the time (`cargo install` compiles them), so
+/// the playground's WASM build runs beside their installation instead of after it.
 fn prepare(root: &Path) -> Result<()> {
-    tools::ensure_book_tools()?;
+    let route = wasm::ensure_toolchain()?;
+    let (installed, compiled) = std::thread::scope(|scope| {
+        let tools = scope.spawn(tools::ensure_book_tools);
+        let compiled = wasm::compile_playground(root, route);
+        let installed = tools
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("installing the book's tools panicked")));
+        (installed, compiled)
+    });
+    installed?;
+    let wasm = compiled?;
     install_mermaid_assets(root)?;
-    wasm::build(root)
+    wasm::package(root, &wasm)
 }
 
 /// Build the book into `target/book`.

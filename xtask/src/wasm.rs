@@ -75,24 +75,30 @@ fn ensure_debian() -> Result<Route> {
     Ok(Route::Debian)
 }
 
-/// Build the playground to WASM and run wasm-bindgen (and wasm-opt when available) into the book.
-pub fn build(root: &Path) -> Result<()> {
-    let route = ensure_toolchain()?;
-    let wasm = step::step(
+/// Compile the playground to WASM (installing a wasm32 route first if needed); returns the module.
+///
+/// This needs no tool that `cargo install` provides, so the book's build runs it while the tools
+/// are still being installed.
+pub fn compile_playground(root: &Path, route: Route) -> Result<PathBuf> {
+    Ok(step::step(
         &format!("build the playground to WebAssembly ({route:?} route)"),
         || compile(root, route),
     )?
-    .0;
+    .0)
+}
+
+/// Run wasm-bindgen (and wasm-opt when available) on the compiled module, into the book.
+pub fn package(root: &Path, wasm: &Path) -> Result<()> {
     let pkg = root.join("book/src/playground/pkg");
     let bindgen_out = pkg.join("playground_bg.wasm");
-    if !(is_newer(&bindgen_out, &wasm) && pkg.join("playground.js").exists()) {
+    if !(is_newer(&bindgen_out, wasm) && pkg.join("playground.js").exists()) {
         step::step(
             "generate the JS bindings (wasm-bindgen --target web)",
             || {
                 let mut cmd = Command::new("wasm-bindgen");
                 cmd.args(["--target", "web", "--no-typescript", "--out-dir"])
                     .arg(&pkg)
-                    .arg(&wasm);
+                    .arg(wasm);
                 step::run_checked(&mut cmd, "wasm-bindgen")
             },
         )?;
