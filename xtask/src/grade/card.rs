@@ -93,6 +93,10 @@ impl ScoredTest<'_> {
     }
 }
 
+/// What tests sharing one line of the card have in common: the `todo!()` they stop at,
+/// and whether they are regressions.
+type TodoKey<'a> = (&'a Todo, bool);
+
 /// What the card is about: the lab, where the book is, how much to show.
 #[derive(Debug, Clone, Copy)]
 pub struct Card<'a> {
@@ -171,11 +175,8 @@ impl Card<'_> {
             }
         };
         let mut lines = vec![String::new(), format!("{score}   {timing}")];
-        let regressed: Vec<&str> = tests
-            .iter()
-            .filter(|scored| scored.regressed())
-            .map(|scored| scored.test.id.as_str())
-            .collect();
+        let regressed: Vec<&ScoredTest<'_>> =
+            tests.iter().filter(|scored| scored.regressed()).collect();
         if !regressed.is_empty() {
             let (verb, noun) = if regressed.len() == 1 {
                 ("fails", "regression")
@@ -185,7 +186,7 @@ impl Card<'_> {
             lines.push(style.warn(&format!(
                 "{} {noun}: {} passed before and {verb} now",
                 regressed.len(),
-                regressed.join(", ")
+                id_ranges(&indexed(tests, &regressed), LINE_WIDTH - 40)
             )));
         }
         let failing = failing_in_order(tests);
@@ -274,39 +275,58 @@ impl Card<'_> {
     }
 
     /// One line per failing test not shown in full; tests that stopped at the same
-    /// `todo!()` (and are not regressions) share one line.
+    /// `todo!()` share one line (regressions apart from the others, and marked).
     fn brief_lines(&self, tests: &[ScoredTest<'_>], brief: &[&ScoredTest<'_>]) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut todo_groups: Vec<(&Todo, Vec<&ScoredTest<'_>>)> = Vec::new();
+        // Each entry is one line: a lone test, or the tests that share a `todo!()`.
+        let mut entries: Vec<(Option<TodoKey<'_>>, Vec<&ScoredTest<'_>>)> = Vec::new();
         for scored in brief {
-            match &scored.todo {
-                Some(todo) if !scored.regressed() => {
-                    match todo_groups.iter_mut().find(|(key, _)| *key == todo) {
-                        Some((_, members)) => members.push(scored),
-                        None => todo_groups.push((todo, vec![scored])),
-                    }
+            let key = scored.todo.as_ref().map(|todo| (todo, scored.regressed()));
+            match entries
+                .iter_mut()
+                .find(|(group, _)| group.is_some() && *group == key)
+            {
+                Some((_, members)) => members.push(scored),
+                None => entries.push((key, vec![scored])),
+            }
+        }
+        entries
+            .into_iter()
+            .map(|(key, members)| match (key, members.as_slice()) {
+                (Some((todo, regressed)), several) if several.len() > 1 => {
+                    self.todo_line(tests, todo, regressed, several)
                 }
-                _ => lines.push(self.one_line(scored)),
-            }
-        }
-        for (todo, members) in todo_groups {
-            if let [only] = members.as_slice() {
-                lines.push(self.one_line(only));
-                continue;
-            }
-            let indexed: Vec<(usize, &str)> = members
-                .iter()
-                .map(|scored| (position(tests, scored), scored.test.id.as_str()))
-                .collect();
-            let head = format!("{} tests stop at {}: ", members.len(), todo_phrase(todo));
-            let room = LINE_WIDTH.saturating_sub(head.chars().count() + 9).max(20);
-            lines.push(format!(
-                "  {}  {head}{}",
-                self.style.warn("TODO "),
-                self.style.dim(&id_ranges(&indexed, room))
-            ));
-        }
-        lines
+                (_, lone) => lone
+                    .iter()
+                    .map(|scored| self.one_line(scored))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            })
+            .collect()
+    }
+
+    /// The tests that stop at one `todo!()`, in one line.
+    fn todo_line(
+        &self,
+        tests: &[ScoredTest<'_>],
+        todo: &Todo,
+        regressed: bool,
+        members: &[&ScoredTest<'_>],
+    ) -> String {
+        let style = self.style;
+        let mark = if regressed { "REGRESSION  " } else { "" };
+        let head = format!(
+            "{mark}{} tests stop at {}: ",
+            members.len(),
+            todo_phrase(todo)
+        );
+        let room = LINE_WIDTH.saturating_sub(head.chars().count() + 9).max(30);
+        let ids = id_ranges(&indexed(tests, members), room);
+        let head = if regressed {
+            format!("{}{}", style.warn(mark), &head[mark.len()..])
+        } else {
+            head
+        };
+        format!("  {}  {head}{}", style.warn("TODO "), style.dim(&ids))
     }
 
     /// A failing test in one line: verdict, id, name and why, cut to fit the terminal.
@@ -399,11 +419,18 @@ fn failing_in_order<'a, 'b>(tests: &'b [ScoredTest<'a>]) -> Vec<&'b ScoredTest<'
     regressed
 }
 
-fn position(tests: &[ScoredTest<'_>], scored: &ScoredTest<'_>) -> usize {
-    tests
+/// Each test's id with its place in the manifest, for [`id_ranges`].
+fn indexed<'a>(tests: &[ScoredTest<'_>], members: &[&'a ScoredTest<'_>]) -> Vec<(usize, &'a str)> {
+    members
         .iter()
-        .position(|candidate| candidate.test.id == scored.test.id)
-        .unwrap_or(usize::MAX)
+        .map(|scored| {
+            let at = tests
+                .iter()
+                .position(|candidate| candidate.test.id == scored.test.id)
+                .unwrap_or(usize::MAX);
+            (at, scored.test.id.as_str())
+        })
+        .collect()
 }
 
 /// The verdict word, plain and painted (`FAIL `, `TIME `, `CRASH`).

@@ -255,6 +255,26 @@ fn a_regression_comes_first_and_is_marked() {
 }
 
 #[test]
+fn a_reset_exercise_groups_its_regressions_by_todo_and_still_fits_one_screen() {
+    let mut run = Run::untouched();
+    for history in &mut run.history {
+        *history = (1, true);
+    }
+    let card = run.card(Detail::Focus, false);
+    assert!(card.lines().count() <= SCREEN_LINES, "{card}");
+    assert!(
+        card.contains(
+            "  TODO   REGRESSION  22 tests stop at todo!() in `new` (circuit.rs:174): breaker-02…breaker-21, …"
+        ),
+        "{card}"
+    );
+    assert!(
+        card.contains("25 regressions: breaker-01…breaker-25 passed before and fail now"),
+        "{card}"
+    );
+}
+
+#[test]
 fn verbose_shows_every_failure_in_full_and_uncut() {
     let mut run = Run::untouched();
     for index in 0..NAMES.len() {
