@@ -208,7 +208,7 @@ fn split_attributes(inline: &str) -> (&str, Option<String>) {
 /// The text mdBook collects from a heading's inline markdown: code spans literally, link
 /// text without the destination, emphasis and HTML tags dropped, backslash escapes
 /// resolved, and `--`/`---` turned into dashes (smart punctuation, on by default).
-pub fn plain_text(inline: &str) -> String {
+fn plain_text(inline: &str) -> String {
     let chars: Vec<char> = inline.chars().collect();
     let mut text = String::new();
     let mut index = 0;
