@@ -81,6 +81,7 @@ pub fn run(root: &Path) -> Result<()> {
                     reference: true,
                     timeout: 30,
                     jobs: 2,
+                    card: grade::CardArgs::default(),
                 })
             }),
         ),

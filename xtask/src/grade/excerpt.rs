@@ -4,6 +4,8 @@
 //! A test process prints a lot around the one thing a learner needs; a property test
 //! prints a panic for every case it tries while shrinking. The last panic is the verdict
 //! (for proptest it carries the shrunk, minimal input), so that is the block we keep.
+//! The block is kept whole; the scorecard shortens it with [`cap`] unless the learner asked
+//! for everything (`--verbose`, `--only`).
 
 /// At most this many lines of a panic message are shown; the rest is summarised.
 pub const MAX_EXCERPT_LINES: usize = 16;
@@ -11,13 +13,118 @@ pub const MAX_EXCERPT_LINES: usize = 16;
 /// Lines longer than this (a long `Debug` of a minimal input) are cut, keeping the start.
 pub const MAX_LINE_CHARS: usize = 400;
 
-/// The lines worth showing from a failed test's standard error and output.
+/// The lines worth showing from a failed test's standard error and output, uncut.
 pub fn failure_excerpt(stderr: &str, stdout: &str) -> Vec<String> {
     let mut excerpt = last_panic_block(stderr)
         .or_else(|| last_panic_block(stdout))
         .unwrap_or_else(|| tail(stderr, stdout));
+    let wraps_a_todo = excerpt
+        .get(1)
+        .is_some_and(|line| line.starts_with("Test failed: not yet implemented"));
+    if wraps_a_todo && let Some(todo) = last_todo_panic(stderr) {
+        // Proptest reports where it gave up, not where the `todo!()` is: say both.
+        excerpt.splice(0..0, todo);
+    }
     excerpt.extend(seed_lines(stderr));
-    cap(excerpt.iter().map(|line| tidy_paths(line)).collect())
+    excerpt.iter().map(|line| tidy_paths(line)).collect()
+}
+
+/// Where a test stopped at a `todo!()`: the panic's file, line and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodoPanic {
+    /// The file, relative to the workspace root (`labs/breaker/exercise/circuit.rs`).
+    pub file: String,
+    /// The line of the `todo!()`.
+    pub line: u32,
+    /// The `todo!`'s message, if it has one (`build a Closed breaker`).
+    pub message: Option<String>,
+}
+
+/// The `todo!()` a failure stopped at, if its panic is "not yet implemented".
+pub fn todo_panic(excerpt: &[String]) -> Option<TodoPanic> {
+    let at = excerpt
+        .iter()
+        .position(|line| line.contains("panicked at "))?;
+    let message = excerpt.get(at + 1)?.trim();
+    let message = match message.strip_prefix("not yet implemented") {
+        Some("") => None,
+        Some(rest) => Some(rest.strip_prefix(": ")?.to_owned()),
+        None => return None,
+    };
+    let location = excerpt[at]
+        .split("panicked at ")
+        .nth(1)?
+        .trim_end_matches(':');
+    let mut parts = location.rsplitn(3, ':');
+    let _column = parts.next()?;
+    let line = parts.next()?.parse().ok()?;
+    let file = parts.next()?.to_owned();
+    Some(TodoPanic {
+        file,
+        line,
+        message,
+    })
+}
+
+/// The name of the function whose body holds `line` (1-based) of `source`: the nearest
+/// `fn name` at or above it.
+/// A method is named with its type (`SlidingWindow::new`), since two types may both have
+/// a `new`.
+pub fn enclosing_function(source: &str, line: u32) -> Option<String> {
+    let lines: Vec<&str> = source.lines().collect();
+    let last = usize::try_from(line).ok()?.min(lines.len());
+    let (at, name) = lines[..last]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(at, text)| Some((at, function_declared(text)?)))?;
+    let indented = lines[at].starts_with([' ', '\t']);
+    let owner = lines[..at]
+        .iter()
+        .rev()
+        .find(|text| !text.starts_with([' ', '\t', '}']) && !text.trim().is_empty())
+        .and_then(|text| impl_type(text));
+    Some(match owner {
+        Some(owner) if indented => format!("{owner}::{name}"),
+        _ => name,
+    })
+}
+
+/// `Type` from `impl Type {`, `impl<T> Trait for Type<T> {`.
+fn impl_type(text: &str) -> Option<String> {
+    let rest = text.trim_start().strip_prefix("impl")?;
+    let rest = match rest.strip_prefix('<') {
+        Some(generic) => generic.split_once('>')?.1,
+        None => rest,
+    };
+    let subject = rest.rsplit(" for ").next()?;
+    let name: String = subject
+        .trim()
+        .chars()
+        .take_while(|ch| ch.is_alphanumeric() || *ch == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// `name` when `text` declares `fn name` (after qualifiers such as `pub(crate) const`).
+fn function_declared(text: &str) -> Option<String> {
+    let mut tokens = text.split_whitespace();
+    loop {
+        let token = tokens.next()?;
+        if token == "fn" {
+            let name: String = tokens
+                .next()?
+                .chars()
+                .take_while(|ch| ch.is_alphanumeric() || *ch == '_')
+                .collect();
+            return (!name.is_empty()).then_some(name);
+        }
+        let qualifier = token.starts_with("pub")
+            || ["const", "async", "unsafe", "extern", "default", "\"C\""].contains(&token);
+        if !qualifier {
+            return None;
+        }
+    }
 }
 
 /// For a property test that replayed a saved case (proptest prints the seed only when it
@@ -45,6 +152,15 @@ pub fn replayed_seed(
     Some(match matching {
         Some(line) => format!("seed: {} (replayed from {regressions_file})", line.trim()),
         None => format!("seeds that reproduce it are replayed from {regressions_file}"),
+    })
+}
+
+/// The last `thread '…' panicked at …` line followed by "not yet implemented", and that line.
+fn last_todo_panic(output: &str) -> Option<[String; 2]> {
+    let lines: Vec<&str> = output.lines().collect();
+    lines.windows(2).rev().find_map(|pair| {
+        (pair[0].contains("panicked at ") && pair[1].starts_with("not yet implemented"))
+            .then(|| [pair[0].trim_end().to_owned(), pair[1].trim_end().to_owned()])
     })
 }
 
@@ -129,23 +245,31 @@ fn trim_blank_edges(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
-fn cap(lines: Vec<String>) -> Vec<String> {
-    let mut lines: Vec<String> = lines.into_iter().map(cut_long_line).collect();
-    if lines.len() > MAX_EXCERPT_LINES {
-        let hidden = lines.len() - (MAX_EXCERPT_LINES - 1);
-        lines.truncate(MAX_EXCERPT_LINES - 1);
-        lines.push(format!("… ({hidden} more lines)"));
+/// The excerpt shortened for the scorecard: at most [`MAX_EXCERPT_LINES`] lines of at most
+/// [`MAX_LINE_CHARS`] characters; what was cut is counted, and `see_all` says how to see it.
+pub fn cap(lines: &[String], see_all: &str) -> Vec<String> {
+    let mut capped: Vec<String> = lines
+        .iter()
+        .map(|line| cut_long_line(line, see_all))
+        .collect();
+    if capped.len() > MAX_EXCERPT_LINES {
+        let hidden = capped.len() - (MAX_EXCERPT_LINES - 1);
+        capped.truncate(MAX_EXCERPT_LINES - 1);
+        capped.push(format!("… ({hidden} more lines: {see_all})"));
     }
-    lines
+    capped
 }
 
-fn cut_long_line(line: String) -> String {
+fn cut_long_line(line: &str, see_all: &str) -> String {
     let length = line.chars().count();
     if length <= MAX_LINE_CHARS {
-        return line;
+        return line.to_owned();
     }
     let kept: String = line.chars().take(MAX_LINE_CHARS).collect();
-    format!("{kept} … ({} more characters)", length - MAX_LINE_CHARS)
+    format!(
+        "{kept} … ({} more characters: {see_all})",
+        length - MAX_LINE_CHARS
+    )
 }
 
 /// Shortens `core/src/../../exercise/part.rs` (how rustc names a `#[path]` module) to
@@ -266,6 +390,25 @@ mod tests {
     }
 
     #[test]
+    fn a_property_test_stopped_by_a_todo_names_the_todo() {
+        let stderr = "thread 'p' (1) panicked at labs/breaker/core/src/../../exercise/circuit.rs:174:9:\n\
+            not yet implemented: build a Closed breaker\n\
+            thread 'p' (1) panicked at labs/breaker/core/tests/graded.rs:760:48:\n\
+            Test failed: not yet implemented: build a Closed breaker\n\
+            minimal failing input: [Acquire]\n";
+        let excerpt = failure_excerpt(stderr, "");
+        assert_eq!(
+            excerpt[..3],
+            [
+                "thread 'p' (1) panicked at labs/breaker/exercise/circuit.rs:174:9:".to_owned(),
+                "not yet implemented: build a Closed breaker".to_owned(),
+                "thread 'p' (1) panicked at labs/breaker/core/tests/graded.rs:760:48:".to_owned(),
+            ]
+        );
+        assert_eq!(todo_panic(&excerpt).unwrap().line, 174);
+    }
+
+    #[test]
     fn without_a_panic_the_tail_of_the_output_is_shown() {
         let excerpt = failure_excerpt("fatal runtime error: stack overflow\n", "running 1 test\n");
         assert_eq!(
@@ -275,29 +418,85 @@ mod tests {
     }
 
     #[test]
-    fn long_messages_are_capped() {
+    fn a_long_debug_dump_is_kept_whole_for_the_full_view() {
         let mut stderr = String::from("thread 'main' panicked at x.rs:1:1:\n");
-        for index in 0..40 {
+        for index in 0..92 {
             stderr.push_str(&format!("line {index}\n"));
         }
+        stderr.push_str(&format!("{}\n", "Acquire, ".repeat(100)));
         let excerpt = failure_excerpt(&stderr, "");
-        assert_eq!(excerpt.len(), MAX_EXCERPT_LINES);
-        assert!(excerpt[MAX_EXCERPT_LINES - 1].contains("more lines"));
+        assert_eq!(excerpt.len(), 94, "nothing is cut before the scorecard");
+        assert_eq!(excerpt[92], "line 91");
+        assert_eq!(excerpt[93].len(), 899);
+    }
+
+    #[test]
+    fn long_messages_are_capped_saying_how_to_see_all() {
+        let lines: Vec<String> = (0..92).map(|index| format!("line {index}")).collect();
+        let capped = cap(&lines, "--verbose shows all");
+        assert_eq!(capped.len(), MAX_EXCERPT_LINES);
+        assert_eq!(
+            capped[MAX_EXCERPT_LINES - 1],
+            "… (77 more lines: --verbose shows all)"
+        );
     }
 
     #[test]
     fn very_long_lines_are_cut() {
-        let stderr = format!(
-            "thread 'main' panicked at x.rs:1:1:\nminimal failing input: [{}]\n",
-            "Acquire, ".repeat(100)
-        );
-        let excerpt = failure_excerpt(&stderr, "");
+        let line = format!("minimal failing input: [{}]", "Acquire, ".repeat(100));
+        let capped = cap(&[line], "--verbose shows all");
         assert!(
-            excerpt[1].chars().count() < MAX_LINE_CHARS + 40,
+            capped[0].chars().count() < MAX_LINE_CHARS + 60,
             "{}",
-            excerpt[1]
+            capped[0]
         );
-        assert!(excerpt[1].ends_with("more characters)"), "{}", excerpt[1]);
+        assert!(
+            capped[0].ends_with("more characters: --verbose shows all)"),
+            "{}",
+            capped[0]
+        );
+    }
+
+    #[test]
+    fn a_todo_panic_is_located_and_named_by_its_function() {
+        let excerpt = vec![
+            "thread 'starts_closed' panicked at labs/breaker/exercise/circuit.rs:174:9:".to_owned(),
+            "not yet implemented: build a Closed breaker".to_owned(),
+        ];
+        let found = todo_panic(&excerpt).unwrap();
+        assert_eq!(
+            found,
+            TodoPanic {
+                file: "labs/breaker/exercise/circuit.rs".to_owned(),
+                line: 174,
+                message: Some("build a Closed breaker".to_owned()),
+            }
+        );
+        let bare = [
+            "thread 'x' panicked at a.rs:3:5:".to_owned(),
+            "not yet implemented".to_owned(),
+        ];
+        assert_eq!(todo_panic(&bare).unwrap().message, None);
+        let assertion = [
+            "thread 'x' panicked at a.rs:3:5:".to_owned(),
+            "assertion failed".to_owned(),
+        ];
+        assert_eq!(todo_panic(&assertion), None);
+
+        let source = "impl Breaker {\n    /// Builds it.\n    pub fn new(config: Config) -> Self {\n\
+                      \x20       // a comment about fn names\n        todo!(\"build\")\n    }\n}\n\
+                      impl<T> Default for Window<T> {\n    fn default() -> Self {\n        todo!()\n\
+                      \x20   }\n}\nfn backoff(k: u32) -> u64 {\n    todo!()\n}\n";
+        assert_eq!(
+            enclosing_function(source, 5).as_deref(),
+            Some("Breaker::new")
+        );
+        assert_eq!(
+            enclosing_function(source, 10).as_deref(),
+            Some("Window::default")
+        );
+        assert_eq!(enclosing_function(source, 14).as_deref(), Some("backoff"));
+        assert_eq!(enclosing_function(source, 1), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! check in [`check_against_listed`] makes a rename that forgot the manifest fail loudly
 //! instead of silently resetting progress.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -53,7 +53,15 @@ pub struct GradedTest {
     pub nudge: String,
     /// The second hint: the book section that explains it (`page.html#anchor`).
     pub pointer: String,
+    /// Hints for a property test, by the invariant its failure names: a graded assertion
+    /// checking a named invariant panics with `invariant: <name>`, and the hint written
+    /// for that name replaces the generic nudge (`[test.hints_by_invariant]`, optional).
+    #[serde(default)]
+    pub hints_by_invariant: BTreeMap<String, String>,
 }
+
+/// What a graded assertion's panic message says before the name of the invariant it checks.
+pub const INVARIANT_MARKER: &str = "invariant: ";
 
 impl GradedTest {
     /// The test's name read as a sentence: `opens_after_failures` → "opens after failures".
@@ -61,6 +69,42 @@ impl GradedTest {
         let last_segment = self.name.rsplit("::").next().unwrap_or(&self.name);
         last_segment.replace('_', " ")
     }
+
+    /// The first invariant named in a failure's output (`invariant: <name>`) that has a
+    /// hint in `hints_by_invariant`, with that hint.
+    pub fn invariant_hint(&self, output: &[String]) -> Option<(&str, &str)> {
+        output
+            .iter()
+            .flat_map(|line| named_invariants(line))
+            .find_map(|name| self.hints_by_invariant.get_key_value(name))
+            .map(|(name, hint)| (name.as_str(), hint.as_str()))
+    }
+
+    /// The hint for a failure with this output: the broken invariant's, else the nudge.
+    pub fn hint_for(&self, output: &[String]) -> &str {
+        self.invariant_hint(output)
+            .map_or(self.nudge.as_str(), |(_, hint)| hint)
+    }
+}
+
+/// The invariant names in one line of output, in order (`invariant: at_most_n_trials`).
+pub fn named_invariants(line: &str) -> impl Iterator<Item = &str> {
+    line.match_indices(INVARIANT_MARKER).filter_map(|(at, _)| {
+        let rest = &line[at + INVARIANT_MARKER.len()..];
+        let length = rest
+            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+            .unwrap_or(rest.len());
+        let name = &rest[..length];
+        is_snake_case(name).then_some(name)
+    })
+}
+
+/// `lower_snake_case`: what an invariant's name must look like.
+pub fn is_snake_case(name: &str) -> bool {
+    name.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_')
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
 }
 
 impl Manifest {
@@ -121,8 +165,38 @@ impl Manifest {
             if test.pointer.trim().is_empty() {
                 problems.push(format!("test `{}` has no pointer into the book", test.id));
             }
+            for (invariant, hint) in &test.hints_by_invariant {
+                if !is_snake_case(invariant) {
+                    problems.push(format!(
+                        "test `{}`: invariant `{invariant}` in hints_by_invariant is not a \
+                         snake_case name (the test's panic says `invariant: <name>`)",
+                        test.id
+                    ));
+                }
+                if hint.trim().is_empty() {
+                    problems.push(format!(
+                        "test `{}`: invariant `{invariant}` has an empty hint",
+                        test.id
+                    ));
+                }
+            }
         }
         problems
+    }
+
+    /// The test `--only` names, by stable id (`breaker-05`) or by libtest name.
+    pub fn select(&self, id_or_name: &str) -> anyhow::Result<&GradedTest> {
+        self.tests
+            .iter()
+            .find(|test| test.id == id_or_name || test.name == id_or_name)
+            .with_context(|| {
+                let ids: Vec<&str> = self.tests.iter().map(|test| test.id.as_str()).collect();
+                format!(
+                    "lab `{}` has no graded test `{id_or_name}`; its ids are {}",
+                    self.lab,
+                    ids.join(", ")
+                )
+            })
     }
 
     /// The test with this libtest name, if the manifest lists it.
@@ -251,6 +325,10 @@ id = "breaker-02"
 name = "window::opens_after_failure_rate_crosses_threshold"
 nudge = "Count failures over the window."
 pointer = "patterns/circuit-breaker.html#sliding-window"
+
+[test.hints_by_invariant]
+at_most_n_trials = "A finished trial does not free its slot: HalfOpen admits N trials in all."
+rates_after_all_trials = "Judge the trials only once every one has an outcome."
 "#;
 
 #[cfg(test)]
@@ -316,6 +394,86 @@ mod tests {
         let head = SAMPLE.split("[[test]]").next().unwrap();
         let error = Manifest::parse(head, "grading.toml").unwrap_err();
         assert!(format!("{error:#}").contains("test"), "{error:#}");
+    }
+
+    #[test]
+    fn only_selects_a_test_by_id_or_name_and_lists_the_ids_otherwise() {
+        let manifest = Manifest::parse(SAMPLE, "grading.toml").unwrap();
+        assert_eq!(manifest.select("breaker-02").unwrap().id, "breaker-02");
+        assert_eq!(manifest.select("starts_closed").unwrap().id, "breaker-01");
+        let error = manifest.select("breaker-99").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "lab `breaker` has no graded test `breaker-99`; its ids are breaker-01, breaker-02"
+        );
+    }
+
+    #[test]
+    fn hints_by_invariant_are_optional_and_belong_to_their_test() {
+        let manifest = Manifest::parse(SAMPLE, "grading.toml").unwrap();
+        assert!(manifest.tests[0].hints_by_invariant.is_empty());
+        let hints = &manifest.tests[1].hints_by_invariant;
+        assert_eq!(
+            hints.keys().collect::<Vec<_>>(),
+            ["at_most_n_trials", "rates_after_all_trials"]
+        );
+    }
+
+    #[test]
+    fn a_failure_naming_an_invariant_gets_that_invariants_hint() {
+        let manifest = Manifest::parse(SAMPLE, "grading.toml").unwrap();
+        let test = &manifest.tests[1];
+        let output = vec![
+            "thread 'x' panicked at tests/graded.rs:5:1:".to_owned(),
+            "Test failed: invariant: at_most_n_trials: admitted 4 trials, allowed 3.".to_owned(),
+            "minimal failing input: trials = 3".to_owned(),
+        ];
+        assert_eq!(
+            test.invariant_hint(&output),
+            Some((
+                "at_most_n_trials",
+                "A finished trial does not free its slot: HalfOpen admits N trials in all."
+            ))
+        );
+        assert_eq!(
+            test.hint_for(&output),
+            "A finished trial does not free its slot: HalfOpen admits N trials in all."
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_absent_invariant_falls_back_to_the_nudge() {
+        let manifest = Manifest::parse(SAMPLE, "grading.toml").unwrap();
+        let test = &manifest.tests[1];
+        let unknown = vec!["invariant: no_such_rule (left: 1, right: 2)".to_owned()];
+        assert_eq!(test.invariant_hint(&unknown), None);
+        assert_eq!(test.hint_for(&unknown), "Count failures over the window.");
+        let plain = vec!["assertion `left == right` failed".to_owned()];
+        assert_eq!(test.hint_for(&plain), "Count failures over the window.");
+        let first_known =
+            vec!["invariant: no_such_rule, then invariant: rates_after_all_trials".to_owned()];
+        assert_eq!(
+            test.invariant_hint(&first_known).map(|(name, _)| name),
+            Some("rates_after_all_trials")
+        );
+    }
+
+    #[test]
+    fn rejects_an_invariant_name_that_is_not_snake_case_or_an_empty_hint() {
+        let broken = SAMPLE
+            .replace("at_most_n_trials =", "\"At most N\" =")
+            .replace(
+                "\"Judge the trials only once every one has an outcome.\"",
+                "\" \"",
+            );
+        let error = Manifest::parse(&broken, "grading.toml").unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("`At most N`"), "{message}");
+        assert!(message.contains("not a snake_case name"), "{message}");
+        assert!(
+            message.contains("invariant `rates_after_all_trials` has an empty hint"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -10,16 +10,21 @@
 //!    errors if the learner's code does not build;
 //! 3. checks the binary's test list against the manifest, then runs every test in its own
 //!    process with a time limit ([`runner`]), so a panic or an endless loop fails one test;
-//! 4. prints the scorecard ([`scorecard`]) with hints in steps driven by saved progress
-//!    ([`progress`]), and saves the new progress.
+//! 4. prints the card ([`card`]): the first failing test in full (regressions first) with
+//!    hints in steps driven by saved progress ([`progress`]), a `read:` pointer to wherever
+//!    the book is readable ([`pointer`]), and the command that reruns it; every other test
+//!    in one line. Then it saves the new progress.
 //!
-//! `--watch` repeats this whenever an exercise file changes ([`watch`]); `--reference`
+//! `--only <id>` grades one test and `--verbose` shows every failure uncut. `--watch` repeats this whenever an exercise file changes ([`watch`]); `--reference`
 //! proves for every lab that the reference passes everything and the untouched exercise
 //! passes nothing, which is what makes the tests trustworthy ([`reference`]).
 
+mod card;
 mod compile;
 mod excerpt;
+mod headings;
 mod manifest;
+mod pointer;
 mod progress;
 mod reference;
 mod runner;
@@ -28,16 +33,19 @@ mod style;
 mod tamper;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use self::card::{Card, Detail, ScoredTest, Todo};
 use self::compile::{Build, Variant};
-use self::manifest::LabManifest;
+use self::manifest::{GradedTest, LabManifest};
+use self::pointer::BookLinks;
 use self::runner::{Outcome, TestRun};
-use self::scorecard::{ScoredTest, Timings};
+use self::scorecard::Timings;
 use self::style::Style;
 use self::tamper::TamperCheck;
 
@@ -59,6 +67,20 @@ pub struct GradeArgs {
     /// How many tests run at the same time.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub jobs: usize,
+    /// What the card shows.
+    #[command(flatten)]
+    pub card: CardArgs,
+}
+
+/// How much the card shows (`--only`, `--verbose`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CardArgs {
+    /// Grade only this test (its id, e.g. `breaker-05`, or its name) and show it in full.
+    #[arg(long, value_name = "ID", conflicts_with = "reference")]
+    pub only: Option<String>,
+    /// Show every failing test in full, nothing cut (the default shows the first one).
+    #[arg(long, conflicts_with = "reference")]
+    pub verbose: bool,
 }
 
 /// Runs `cargo xtask grade` with the parsed arguments.
@@ -74,9 +96,9 @@ pub fn run(args: &GradeArgs) -> anyhow::Result<()> {
     let lab = choose_lab(&root, args.lab.as_deref())?;
     let style = Style::detect();
     if args.watch {
-        watch::run(&root, &lab, limits, style)
+        watch::run(&root, &lab, limits, style, &args.card)
     } else {
-        let verdict = grade_once(&root, &lab, limits, style, Instant::now())?;
+        let verdict = grade_once(&root, &lab, limits, style, &args.card, Instant::now())?;
         match verdict {
             Verdict::Graded { passed, total } if passed == total => Ok(()),
             Verdict::Graded { passed, total } => Err(NotAllPass { passed, total }.into()),
@@ -124,7 +146,7 @@ enum Verdict {
     DoesNotBuild,
 }
 
-/// Grades the learner's copy of one lab once and prints the scorecard.
+/// Grades the learner's copy of one lab once and prints the card.
 ///
 /// `started` is when the learner's change was noticed, so the reported "verdict after"
 /// time covers everything the learner waits for.
@@ -133,12 +155,17 @@ fn grade_once(
     lab: &str,
     limits: Limits,
     style: Style,
+    shown: &CardArgs,
     started: Instant,
 ) -> anyhow::Result<Verdict> {
     let LabManifest {
         manifest,
         path: manifest_path,
     } = manifest::load(root, lab)?;
+    let selected: Vec<&GradedTest> = match &shown.only {
+        Some(id) => vec![manifest.select(id)?],
+        None => manifest.tests.iter().collect(),
+    };
     println!("{}", scorecard::render_header(&manifest, style));
     let tamper = tamper::check(
         root,
@@ -150,8 +177,13 @@ fn grade_once(
     println!(
         "{}",
         style.dim(&format!(
-            "building {} with the `{}` feature (your code)…",
-            manifest.package, manifest.feature
+            "building {} with the `{}` feature (your code), then running {}…",
+            manifest.package,
+            manifest.feature,
+            match selected.as_slice() {
+                [only] => only.id.clone(),
+                all => format!("{} tests", all.len()),
+            }
         ))
     );
 
@@ -176,33 +208,18 @@ fn grade_once(
     if let Some(warning) = load_warning {
         println!("{}", style.warn(&warning));
     }
-    let names: Vec<String> = manifest
-        .tests
-        .iter()
-        .map(|test| test.name.clone())
-        .collect();
+    let names: Vec<String> = selected.iter().map(|test| test.name.clone()).collect();
     let tests_started = Instant::now();
     let mut runs: Vec<TestRun> = Vec::with_capacity(names.len());
     let regressions_path = manifest.tests_file.with_extension("proptest-regressions");
     let regressions_name = regressions_path.display().to_string();
-    binary.run_all(&names, limits.jobs, limits.per_test, |index, mut run| {
-        let test = &manifest.tests[index];
+    binary.run_all(&names, limits.jobs, limits.per_test, |_, mut run| {
         if let Outcome::Failed { excerpt: lines } = &mut run.outcome {
             // Proptest prints a seed only when it first saves it; on replays, look it up.
             let regressions = std::fs::read_to_string(root.join(&regressions_path)).ok();
             let seed = excerpt::replayed_seed(lines, &regressions_name, regressions.as_deref());
             lines.extend(seed);
         }
-        let passed_before = saved
-            .test(&manifest.lab, &test.id)
-            .is_some_and(|record| record.passed_ever);
-        let scored = ScoredTest {
-            test,
-            outcome: &run.outcome,
-            failures_before: saved.failures_before(&manifest.lab, &test.id),
-            first_pass: run.outcome.passed() && !passed_before,
-        };
-        println!("{}", scorecard::render_test(&scored, style));
         runs.push(run);
     })?;
     let timings = Timings {
@@ -210,24 +227,73 @@ fn grade_once(
         tests: tests_started.elapsed(),
         total: started.elapsed(),
     };
-    let outcomes: Vec<&Outcome> = runs.iter().map(|run| &run.outcome).collect();
-    println!(
-        "{}",
-        scorecard::render_summary(&manifest, &outcomes, timings, style)
-    );
+
+    let mut sources = BTreeMap::new();
+    let scored: Vec<ScoredTest<'_>> = selected
+        .iter()
+        .zip(&runs)
+        .map(|(test, run)| ScoredTest {
+            test,
+            outcome: &run.outcome,
+            failures_before: saved.failures_before(&manifest.lab, &test.id),
+            passed_before: saved
+                .test(&manifest.lab, &test.id)
+                .is_some_and(|record| record.passed_ever),
+            todo: todo_of(root, &run.outcome, &mut sources),
+        })
+        .collect();
+    let pointers = selected.iter().map(|test| test.pointer.as_str());
+    let links = BookLinks::discover(root, pointers.chain([manifest.book_page.as_str()]));
+    let card = Card {
+        manifest: &manifest,
+        links: &links,
+        detail: if shown.verbose || shown.only.is_some() {
+            Detail::Full
+        } else {
+            Detail::Focus
+        },
+        only: shown.only.is_some(),
+        style,
+    };
+    println!("{}", card.render_results(&scored));
+    println!("{}", card.render_summary(&scored, timings));
 
     let verdict = Verdict::Graded {
-        passed: outcomes.iter().filter(|outcome| outcome.passed()).count(),
-        total: outcomes.len(),
+        passed: scored.iter().filter(|test| test.outcome.passed()).count(),
+        total: scored.len(),
     };
     // A score from edited tests does not count, so it must not count towards progress either.
     if matches!(tamper, TamperCheck::Changed(_)) {
         return Ok(verdict);
     }
-    let ids = manifest.tests.iter().map(|test| test.id.as_str());
-    saved.record(&manifest.lab, ids.zip(outcomes), &progress::now_rfc3339());
+    let outcomes = scored
+        .iter()
+        .map(|test| (test.test.id.as_str(), test.outcome));
+    saved.record(&manifest.lab, outcomes, &progress::now_rfc3339());
     progress::save(&progress_path, &saved)?;
     Ok(verdict)
+}
+
+/// The `todo!()` a failure stopped at, named by the function around it (sources are read
+/// once per run and kept in `sources`).
+fn todo_of(
+    root: &Path,
+    outcome: &Outcome,
+    sources: &mut BTreeMap<String, Option<String>>,
+) -> Option<Todo> {
+    let Outcome::Failed { excerpt: lines } = outcome else {
+        return None;
+    };
+    let found = excerpt::todo_panic(lines)?;
+    let source = sources
+        .entry(found.file.clone())
+        .or_insert_with(|| std::fs::read_to_string(root.join(&found.file)).ok());
+    Some(Todo {
+        function: source
+            .as_deref()
+            .and_then(|source| excerpt::enclosing_function(source, found.line)),
+        location: format!("{}:{}", found.file, found.line),
+    })
 }
 
 /// The lab to grade: the one named, or the only one there is.

@@ -9,16 +9,22 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::style::Style;
-use super::{Limits, grade_once, manifest};
+use super::{CardArgs, Limits, grade_once, manifest};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
 
 /// Grades `lab`, then again after every change to its exercise files, until interrupted.
-pub fn run(root: &Path, lab: &str, limits: Limits, style: Style) -> anyhow::Result<()> {
+pub fn run(
+    root: &Path,
+    lab: &str,
+    limits: Limits,
+    style: Style,
+    shown: &CardArgs,
+) -> anyhow::Result<()> {
     let mut started = Instant::now();
     loop {
         clear_screen();
-        if let Err(error) = grade_once(root, lab, limits, style, started) {
+        if let Err(error) = grade_once(root, lab, limits, style, shown, started) {
             println!("{}", style.bad(&format!("error: {error:#}")));
         }
         let watched = watched_files(root, lab);
