@@ -4,7 +4,10 @@
 //! - a core crate (`*-core`) depends on nothing async or networked, and the playground depends
 //!   only on core crates, so both build for `wasm32-unknown-unknown` without tokio;
 //! - the `wasm-bindgen` crate is pinned with `=` to the CLI version xtask installs;
-//! - the book includes code only by named anchors (never line numbers), and the anchors exist.
+//! - the book includes code only by named anchors (never line numbers), and the anchors exist;
+//! - the answer of an exercise is only on its solution page: no other page includes code from a
+//!   file listed as a lab's `reference_files` in its `grading.toml`, or includes a solution
+//!   page, and no grader pointer leads to a solution page.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ pub fn run(root: &Path) -> Result<()> {
     problems.extend(pure_cores(root)?);
     problems.extend(wasm_bindgen_pin(root)?);
     problems.extend(book_includes(root)?);
+    problems.extend(answers_stay_on_solution_pages(root)?);
     if problems.is_empty() {
         return Ok(());
     }
@@ -231,4 +235,304 @@ fn book_includes(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// How the book recognises the page that walks through an exercise's reference solution: its
+/// file name ends with this (`patterns/circuit-breaker-solution.md`). Only such a page may
+/// include code from a graded reference file.
+pub const SOLUTION_PAGE_SUFFIX: &str = "-solution.md";
+
+/// Whether the markdown file at `path` is a solution page.
+fn is_solution_page(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().ends_with(SOLUTION_PAGE_SUFFIX))
+}
+
+/// One book page as the solution-page check sees it: its path relative to the repository
+/// root (`book/src/patterns/saga.md`) and its markdown.
+struct BookPage {
+    path: PathBuf,
+    text: String,
+}
+
+/// The exercise's answer stays on its solution page: reads every `labs/*/grading.toml` and
+/// every page of `book/src`, then applies [`answers_outside_solution_pages`].
+fn answers_stay_on_solution_pages(root: &Path) -> Result<Vec<String>> {
+    let mut graded = BTreeSet::new();
+    let mut problems = Vec::new();
+    for manifest in grading_manifests(root)? {
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("reading {}", manifest.display()))?;
+        let origin = relative(root, &manifest);
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {origin}"))?;
+        graded.extend(reference_files(&table).into_iter().map(PathBuf::from));
+        problems.extend(pointers_to_solution_pages(&origin, &table));
+    }
+    let mut pages = Vec::new();
+    for entry in WalkDir::new(root.join("book/src"))
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "md") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        pages.push(BookPage {
+            path: PathBuf::from(relative(root, path)),
+            text,
+        });
+    }
+    problems.extend(answers_outside_solution_pages(&pages, &graded));
+    Ok(problems)
+}
+
+/// `labs/<lab>/grading.toml` for every lab that has one, sorted.
+fn grading_manifests(root: &Path) -> Result<Vec<PathBuf>> {
+    let labs = root.join("labs");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&labs).with_context(|| format!("reading {}", labs.display()))? {
+        let manifest = entry?.path().join("grading.toml");
+        if manifest.is_file() {
+            found.push(manifest);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A manifest's `reference_files`, as written (relative to the repository root).
+fn reference_files(manifest: &toml::Table) -> Vec<String> {
+    manifest
+        .get("reference_files")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every `[[test]]` whose `pointer` sends the learner to a solution page: the hints lead to
+/// the chapter that teaches the design, never to the answer.
+fn pointers_to_solution_pages(origin: &str, manifest: &toml::Table) -> Vec<String> {
+    let solution_html = SOLUTION_PAGE_SUFFIX.replace(".md", ".html");
+    manifest
+        .get("test")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|test| {
+            let pointer = test.get("pointer")?.as_str()?;
+            let page = pointer.split('#').next().unwrap_or(pointer);
+            (page.ends_with(&solution_html) || page.ends_with(SOLUTION_PAGE_SUFFIX)).then(|| {
+                let id = test.get("id").and_then(toml::Value::as_str).unwrap_or("?");
+                format!(
+                    "{origin}: {id}'s pointer {pointer:?} leads to a solution page; point it at \
+                     the chapter section that explains what the test needs"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The problems with `pages` (paths relative to the repository root): a page that is not a
+/// solution page includes something from a file in `graded` (the labs' `reference_files`),
+/// or includes a solution page (which would show the solution's code on that page).
+fn answers_outside_solution_pages(pages: &[BookPage], graded: &BTreeSet<PathBuf>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for page in pages.iter().filter(|page| !is_solution_page(&page.path)) {
+        let dir = page.path.parent().unwrap_or(Path::new(""));
+        for include in includes(&page.text) {
+            let target = lexically_normal(&dir.join(include.file));
+            let at = format!("{}:{}", page.path.display(), include.line);
+            if graded.contains(&target) {
+                problems.push(format!(
+                    "{at}: includes {}{} from {}, a graded reference file: a learner would paste \
+                     it. Teach it with prose, diagrams, the public API and the graded tests, and \
+                     walk through the code on the lab's solution page (a page whose file name \
+                     ends in {SOLUTION_PAGE_SUFFIX})",
+                    include.anchor.map_or("all", |_| "anchor `"),
+                    include.anchor.map_or(String::new(), |a| format!("{a}`")),
+                    target.display()
+                ));
+            } else if is_solution_page(&target) {
+                problems.push(format!(
+                    "{at}: includes the solution page {}; link to it instead, so its code stays \
+                     on its own page",
+                    target.display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// One `{{#include …}}` (or `{{#rustdoc_include …}}`) of a markdown page.
+struct Include<'a> {
+    /// 1-based line of the page.
+    line: usize,
+    /// The included file, relative to the page's folder.
+    file: &'a str,
+    /// What follows the first `:`: an anchor name or a line range.
+    anchor: Option<&'a str>,
+}
+
+/// Every include of `text`, in order.
+fn includes(text: &str) -> Vec<Include<'_>> {
+    let mut found = Vec::new();
+    for (line_no, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("{{#") {
+            let after = &rest[start + "{{#".len()..];
+            let Some(end) = after.find("}}") else { break };
+            let directive = &after[..end];
+            rest = &after[end..];
+            let Some(spec) = directive
+                .strip_prefix("include ")
+                .or_else(|| directive.strip_prefix("rustdoc_include "))
+            else {
+                continue;
+            };
+            let spec = spec.trim();
+            let (file, anchor) = match spec.split_once(':') {
+                Some((f, a)) => (f, Some(a)),
+                None => (spec, None),
+            };
+            found.push(Include {
+                line: line_no + 1,
+                file,
+                anchor,
+            });
+        }
+    }
+    found
+}
+
+/// `path` with `.` and `..` resolved without touching the file system
+/// (`book/src/patterns/../../../labs/x.rs` → `labs/x.rs`).
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(path: &str, text: &str) -> BookPage {
+        BookPage {
+            path: PathBuf::from(path),
+            text: text.to_owned(),
+        }
+    }
+
+    fn graded() -> BTreeSet<PathBuf> {
+        BTreeSet::from([PathBuf::from("labs/breaker/core/src/circuit.rs")])
+    }
+
+    #[test]
+    fn a_chapter_including_a_graded_anchor_is_refused() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "intro\n```rust\n{{#include ../../../labs/breaker/core/src/circuit.rs:record}}\n```\n",
+        )];
+        let problems = answers_outside_solution_pages(&pages, &graded());
+        assert_eq!(
+            problems.len(),
+            1,
+            "one include of a graded anchor: {problems:?}"
+        );
+        assert!(
+            problems[0].starts_with(
+                "book/src/patterns/circuit-breaker-core.md:3: includes anchor `record`"
+            ),
+            "the problem names the page, the line and the anchor: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_chapter_including_a_graded_file_by_any_spelling_is_refused() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker.md",
+            "{{#rustdoc_include ../../../labs/breaker/core/./src/circuit.rs:verdict}}\n\
+             {{#include ../../../labs/breaker/core/src/circuit.rs}}\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()).len(),
+            2,
+            "a rustdoc_include, a `./` and a whole-file include are all includes of the graded file"
+        );
+    }
+
+    #[test]
+    fn a_solution_page_may_include_a_graded_anchor() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-solution.md",
+            "{{#include ../../../labs/breaker/core/src/circuit.rs:record}}\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_chapter_may_include_the_graded_tests_and_the_types_around_the_graded_file() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "{{#include ../../../labs/breaker/core/tests/graded.rs:stale_permit_test}}\n\
+             {{#include ../../../labs/breaker/core/src/error.rs:rejected}}\n\
+             {{#include circuit-breaker-lab.md}}\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_chapter_including_a_solution_page_is_refused() {
+        let pages = [page(
+            "book/src/patterns/saga.md",
+            "{{#include saga-solution.md}}\n",
+        )];
+        let problems = answers_outside_solution_pages(&pages, &graded());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("includes the solution page"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_pointer_to_a_solution_page_is_refused() {
+        let manifest: toml::Table = toml::from_str(
+            r#"
+            reference_files = ["labs/saga/core/src/decide.rs"]
+            [[test]]
+            id = "saga-01"
+            pointer = "patterns/saga.html#the-decision-function"
+            [[test]]
+            id = "saga-02"
+            pointer = "patterns/saga-solution.html#next_action"
+            "#,
+        )
+        .expect("valid TOML");
+        let problems = pointers_to_solution_pages("labs/saga/grading.toml", &manifest);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("saga-02"), "{problems:?}");
+        assert_eq!(reference_files(&manifest), ["labs/saga/core/src/decide.rs"]);
+    }
 }
