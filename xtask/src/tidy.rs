@@ -6,10 +6,11 @@
 //! - the `wasm-bindgen` crate is pinned with `=` to the CLI version xtask installs;
 //! - the book includes code only by named anchors (never line numbers), and the anchors exist;
 //! - the answer of an exercise is only on its solution page: no other page includes code from a
-//!   file listed as a lab's `reference_files` in its `grading.toml`, or includes a solution
-//!   page, and no grader pointer leads to a solution page.
+//!   file listed as a lab's `reference_files` in its `grading.toml` or repeats three of its
+//!   lines in a code block, no page includes a solution page, and no grader pointer leads to
+//!   a solution page.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -258,7 +259,7 @@ struct BookPage {
 /// The exercise's answer stays on its solution page: reads every `labs/*/grading.toml` and
 /// every page of `book/src`, then applies [`answers_outside_solution_pages`].
 fn answers_stay_on_solution_pages(root: &Path) -> Result<Vec<String>> {
-    let mut graded = BTreeSet::new();
+    let mut graded = BTreeMap::new();
     let mut problems = Vec::new();
     for manifest in grading_manifests(root)? {
         let text = std::fs::read_to_string(&manifest)
@@ -266,7 +267,16 @@ fn answers_stay_on_solution_pages(root: &Path) -> Result<Vec<String>> {
         let origin = relative(root, &manifest);
         let table: toml::Table =
             toml::from_str(&text).with_context(|| format!("parsing {origin}"))?;
-        graded.extend(reference_files(&table).into_iter().map(PathBuf::from));
+        for file in reference_files(&table) {
+            match std::fs::read_to_string(root.join(&file)) {
+                Ok(source) => {
+                    graded.insert(PathBuf::from(file), source);
+                }
+                Err(error) => problems.push(format!(
+                    "{origin}: lists {file} in reference_files, which cannot be read: {error}"
+                )),
+            }
+        }
         problems.extend(pointers_to_solution_pages(&origin, &table));
     }
     let mut pages = Vec::new();
@@ -339,16 +349,37 @@ fn pointers_to_solution_pages(origin: &str, manifest: &toml::Table) -> Vec<Strin
 }
 
 /// The problems with `pages` (paths relative to the repository root): a page that is not a
-/// solution page includes something from a file in `graded` (the labs' `reference_files`),
-/// or includes a solution page (which would show the solution's code on that page).
-fn answers_outside_solution_pages(pages: &[BookPage], graded: &BTreeSet<PathBuf>) -> Vec<String> {
+/// solution page includes something from a file in `graded` (the labs' `reference_files`,
+/// with their source), pastes lines of one into a code block, or includes a solution page
+/// (which would show the solution's code on that page).
+fn answers_outside_solution_pages(
+    pages: &[BookPage],
+    graded: &BTreeMap<PathBuf, String>,
+) -> Vec<String> {
     let mut problems = Vec::new();
+    let pasted = graded
+        .iter()
+        .map(|(path, source)| (path, code_runs(reference_code(source))))
+        .collect::<Vec<_>>();
     for page in pages.iter().filter(|page| !is_solution_page(&page.path)) {
         let dir = page.path.parent().unwrap_or(Path::new(""));
+        for block in fenced_blocks(&page.text) {
+            if let Some((line, path)) = pasted
+                .iter()
+                .find_map(|(path, runs)| Some((first_paste(&block, runs)?, path)))
+            {
+                problems.push(format!(
+                    "{}:{line}: a code block repeats lines of {}, a graded reference file; \
+                     explain the design instead, and show the code on the lab's solution page",
+                    page.path.display(),
+                    path.display()
+                ));
+            }
+        }
         for include in includes(&page.text) {
             let target = lexically_normal(&dir.join(include.file));
             let at = format!("{}:{}", page.path.display(), include.line);
-            if graded.contains(&target) {
+            if graded.contains_key(&target) {
                 problems.push(format!(
                     "{at}: includes {}{} from {}, a graded reference file: a learner would paste \
                      it. Teach it with prose, diagrams, the public API and the graded tests, and \
@@ -368,6 +399,59 @@ fn answers_outside_solution_pages(pages: &[BookPage], graded: &BTreeSet<PathBuf>
         }
     }
     problems
+}
+
+/// How many consecutive lines of a graded file make a paste: one line may be a fragment the
+/// chapter quotes on purpose (a formula, a signature), three are a body.
+const PASTED_LINES: usize = 3;
+
+/// The part of a graded file a learner would paste: everything before its unit tests.
+fn reference_code(source: &str) -> &str {
+    source.split("#[cfg(test)]").next().unwrap_or(source)
+}
+
+/// Whether a code line says enough to identify a paste: not blank, not a comment, not a lone
+/// brace or keyword.
+fn substantive(line: &str) -> Option<&str> {
+    let line = line.trim();
+    (line.len() >= 12 && !line.starts_with("//")).then_some(line)
+}
+
+/// Every run of [`PASTED_LINES`] consecutive substantive lines of `code`, joined by newlines.
+fn code_runs(code: &str) -> BTreeSet<String> {
+    let lines: Vec<&str> = code.lines().filter_map(substantive).collect();
+    lines
+        .windows(PASTED_LINES)
+        .map(|window| window.join("\n"))
+        .collect()
+}
+
+/// The substantive lines of each fenced code block of a markdown page, with their line numbers.
+fn fenced_blocks(text: &str) -> Vec<Vec<(usize, &str)>> {
+    let mut blocks = Vec::new();
+    let mut block: Option<Vec<(usize, &str)>> = None;
+    for (index, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            match block.take() {
+                Some(lines) => blocks.push(lines),
+                None => block = Some(Vec::new()),
+            }
+        } else if let Some(lines) = block.as_mut()
+            && let Some(code) = substantive(line)
+        {
+            lines.push((index + 1, code));
+        }
+    }
+    blocks
+}
+
+/// Where `block` first repeats [`PASTED_LINES`] consecutive lines found in `runs`: the page's
+/// line number.
+fn first_paste(block: &[(usize, &str)], runs: &BTreeSet<String>) -> Option<usize> {
+    block.windows(PASTED_LINES).find_map(|window| {
+        let joined: Vec<&str> = window.iter().map(|(_, line)| *line).collect();
+        runs.contains(&joined.join("\n")).then_some(window[0].0)
+    })
 }
 
 /// One `{{#include …}}` (or `{{#rustdoc_include …}}`) of a markdown page.
@@ -438,8 +522,30 @@ mod tests {
         }
     }
 
-    fn graded() -> BTreeSet<PathBuf> {
-        BTreeSet::from([PathBuf::from("labs/breaker/core/src/circuit.rs")])
+    /// A graded file whose body a chapter could paste.
+    const CIRCUIT: &str = "//! The graded part.\n\
+        fn verdict(&self, counts: WindowSnapshot, minimum: u32) -> Option<TransitionReason> {\n\
+            if counts.calls < minimum {\n\
+                return None;\n\
+            }\n\
+            let failure_rate = counts.failure_rate();\n\
+            if failure_rate >= self.config.failure_rate_threshold {\n\
+                return Some(TransitionReason::FailureRateExceeded { rate: failure_rate });\n\
+            }\n\
+            None\n\
+        }\n\
+        #[cfg(test)]\n\
+        mod tests {\n\
+            assert_eq!(normalize_path(\"/a\"), Ok(String::from(\"/a\")));\n\
+            assert_eq!(normalize_path(\"/b\"), Ok(String::from(\"/b\")));\n\
+            assert_eq!(normalize_path(\"/c\"), Ok(String::from(\"/c\")));\n\
+        }\n";
+
+    fn graded() -> BTreeMap<PathBuf, String> {
+        BTreeMap::from([(
+            PathBuf::from("labs/breaker/core/src/circuit.rs"),
+            CIRCUIT.to_owned(),
+        )])
     }
 
     #[test]
@@ -513,6 +619,50 @@ mod tests {
         assert!(
             problems[0].contains("includes the solution page"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_chapter_pasting_a_graded_body_is_refused() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "The verdict:\n\n```rust\n\
+             if counts.calls < minimum {\n\
+                 return None;\n\
+             }\n\
+             let failure_rate = counts.failure_rate();\n\
+             if failure_rate >= self.config.failure_rate_threshold {\n\
+             ```\n",
+        )];
+        let problems = answers_outside_solution_pages(&pages, &graded());
+        assert_eq!(problems.len(), 1, "one pasted block: {problems:?}");
+        assert!(
+            problems[0].starts_with("book/src/patterns/circuit-breaker-core.md:4: a code block repeats lines of labs/breaker/core/src/circuit.rs"),
+            "the problem names the page, the line and the graded file: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_chapter_may_quote_one_line_or_the_unit_tests_of_a_graded_file() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "```rust\n\
+             let failure_rate = counts.failure_rate();\n\
+             ```\n\
+             \n\
+             ```rust\n\
+             assert_eq!(normalize_path(\"/a\"), Ok(String::from(\"/a\")));\n\
+             assert_eq!(normalize_path(\"/b\"), Ok(String::from(\"/b\")));\n\
+             assert_eq!(normalize_path(\"/c\"), Ok(String::from(\"/c\")));\n\
+             ```\n\
+             let failure_rate = counts.failure_rate();\n\
+             if failure_rate >= self.config.failure_rate_threshold {\n\
+                 return Some(TransitionReason::FailureRateExceeded { rate: failure_rate });\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()),
+            Vec::<String>::new(),
+            "a one-line fragment, the file's unit tests and prose outside code blocks are no paste"
         );
     }
 
