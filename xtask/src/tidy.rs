@@ -4,9 +4,13 @@
 //! - a core crate (`*-core`) depends on nothing async or networked, and the playground depends
 //!   only on core crates, so both build for `wasm32-unknown-unknown` without tokio;
 //! - the `wasm-bindgen` crate is pinned with `=` to the CLI version xtask installs;
-//! - the book includes code only by named anchors (never line numbers), and the anchors exist.
+//! - the book includes code only by named anchors (never line numbers), and the anchors exist;
+//! - the answer of an exercise is only on its solution page: no other page includes code from a
+//!   file listed as a lab's `reference_files` in its `grading.toml` or repeats three of its
+//!   lines in a code block, no page includes a solution page, and no grader pointer leads to
+//!   a solution page.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -25,6 +29,7 @@ pub fn run(root: &Path) -> Result<()> {
     problems.extend(pure_cores(root)?);
     problems.extend(wasm_bindgen_pin(root)?);
     problems.extend(book_includes(root)?);
+    problems.extend(answers_stay_on_solution_pages(root)?);
     if problems.is_empty() {
         return Ok(());
     }
@@ -231,4 +236,453 @@ fn book_includes(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// How the book recognises the page that walks through an exercise's reference solution: its
+/// file name ends with this (`patterns/circuit-breaker-solution.md`). Only such a page may
+/// include code from a graded reference file.
+pub const SOLUTION_PAGE_SUFFIX: &str = "-solution.md";
+
+/// Whether the markdown file at `path` is a solution page.
+fn is_solution_page(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().ends_with(SOLUTION_PAGE_SUFFIX))
+}
+
+/// One book page as the solution-page check sees it: its path relative to the repository
+/// root (`book/src/patterns/saga.md`) and its markdown.
+struct BookPage {
+    path: PathBuf,
+    text: String,
+}
+
+/// The exercise's answer stays on its solution page: reads every `labs/*/grading.toml` and
+/// every page of `book/src`, then applies [`answers_outside_solution_pages`].
+fn answers_stay_on_solution_pages(root: &Path) -> Result<Vec<String>> {
+    let mut graded = BTreeMap::new();
+    let mut problems = Vec::new();
+    for manifest in grading_manifests(root)? {
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("reading {}", manifest.display()))?;
+        let origin = relative(root, &manifest);
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {origin}"))?;
+        for file in reference_files(&table) {
+            match std::fs::read_to_string(root.join(&file)) {
+                Ok(source) => {
+                    graded.insert(PathBuf::from(file), source);
+                }
+                Err(error) => problems.push(format!(
+                    "{origin}: lists {file} in reference_files, which cannot be read: {error}"
+                )),
+            }
+        }
+        problems.extend(pointers_to_solution_pages(&origin, &table));
+    }
+    let mut pages = Vec::new();
+    for entry in WalkDir::new(root.join("book/src"))
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "md") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        pages.push(BookPage {
+            path: PathBuf::from(relative(root, path)),
+            text,
+        });
+    }
+    problems.extend(answers_outside_solution_pages(&pages, &graded));
+    Ok(problems)
+}
+
+/// `labs/<lab>/grading.toml` for every lab that has one, sorted.
+fn grading_manifests(root: &Path) -> Result<Vec<PathBuf>> {
+    let labs = root.join("labs");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&labs).with_context(|| format!("reading {}", labs.display()))? {
+        let manifest = entry?.path().join("grading.toml");
+        if manifest.is_file() {
+            found.push(manifest);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A manifest's `reference_files`, as written (relative to the repository root).
+fn reference_files(manifest: &toml::Table) -> Vec<String> {
+    manifest
+        .get("reference_files")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every `[[test]]` whose `pointer` sends the learner to a solution page: the hints lead to
+/// the chapter that teaches the design, never to the answer.
+fn pointers_to_solution_pages(origin: &str, manifest: &toml::Table) -> Vec<String> {
+    let solution_html = SOLUTION_PAGE_SUFFIX.replace(".md", ".html");
+    manifest
+        .get("test")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|test| {
+            let pointer = test.get("pointer")?.as_str()?;
+            let page = pointer.split('#').next().unwrap_or(pointer);
+            (page.ends_with(&solution_html) || page.ends_with(SOLUTION_PAGE_SUFFIX)).then(|| {
+                let id = test.get("id").and_then(toml::Value::as_str).unwrap_or("?");
+                format!(
+                    "{origin}: {id}'s pointer {pointer:?} leads to a solution page; point it at \
+                     the chapter section that explains what the test needs"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The problems with `pages` (paths relative to the repository root): a page that is not a
+/// solution page includes something from a file in `graded` (the labs' `reference_files`,
+/// with their source), pastes lines of one into a code block, or includes a solution page
+/// (which would show the solution's code on that page).
+fn answers_outside_solution_pages(
+    pages: &[BookPage],
+    graded: &BTreeMap<PathBuf, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let pasted = graded
+        .iter()
+        .map(|(path, source)| (path, code_runs(reference_code(source))))
+        .collect::<Vec<_>>();
+    for page in pages.iter().filter(|page| !is_solution_page(&page.path)) {
+        let dir = page.path.parent().unwrap_or(Path::new(""));
+        for block in fenced_blocks(&page.text) {
+            if let Some((line, path)) = pasted
+                .iter()
+                .find_map(|(path, runs)| Some((first_paste(&block, runs)?, path)))
+            {
+                problems.push(format!(
+                    "{}:{line}: a code block repeats lines of {}, a graded reference file; \
+                     explain the design instead, and show the code on the lab's solution page",
+                    page.path.display(),
+                    path.display()
+                ));
+            }
+        }
+        for include in includes(&page.text) {
+            let target = lexically_normal(&dir.join(include.file));
+            let at = format!("{}:{}", page.path.display(), include.line);
+            if graded.contains_key(&target) {
+                problems.push(format!(
+                    "{at}: includes {}{} from {}, a graded reference file: a learner would paste \
+                     it. Teach it with prose, diagrams, the public API and the graded tests, and \
+                     walk through the code on the lab's solution page (a page whose file name \
+                     ends in {SOLUTION_PAGE_SUFFIX})",
+                    include.anchor.map_or("all", |_| "anchor `"),
+                    include.anchor.map_or(String::new(), |a| format!("{a}`")),
+                    target.display()
+                ));
+            } else if is_solution_page(&target) {
+                problems.push(format!(
+                    "{at}: includes the solution page {}; link to it instead, so its code stays \
+                     on its own page",
+                    target.display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// How many consecutive lines of a graded file make a paste: one line may be a fragment the
+/// chapter quotes on purpose (a formula, a signature), three are a body.
+const PASTED_LINES: usize = 3;
+
+/// The part of a graded file a learner would paste: everything before its unit tests.
+fn reference_code(source: &str) -> &str {
+    source.split("#[cfg(test)]").next().unwrap_or(source)
+}
+
+/// Whether a code line says enough to identify a paste: not blank, not a comment, not a lone
+/// brace or keyword.
+fn substantive(line: &str) -> Option<&str> {
+    let line = line.trim();
+    (line.len() >= 12 && !line.starts_with("//")).then_some(line)
+}
+
+/// Every run of [`PASTED_LINES`] consecutive substantive lines of `code`, joined by newlines.
+fn code_runs(code: &str) -> BTreeSet<String> {
+    let lines: Vec<&str> = code.lines().filter_map(substantive).collect();
+    lines
+        .windows(PASTED_LINES)
+        .map(|window| window.join("\n"))
+        .collect()
+}
+
+/// The substantive lines of each fenced code block of a markdown page, with their line numbers.
+fn fenced_blocks(text: &str) -> Vec<Vec<(usize, &str)>> {
+    let mut blocks = Vec::new();
+    let mut block: Option<Vec<(usize, &str)>> = None;
+    for (index, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            match block.take() {
+                Some(lines) => blocks.push(lines),
+                None => block = Some(Vec::new()),
+            }
+        } else if let Some(lines) = block.as_mut()
+            && let Some(code) = substantive(line)
+        {
+            lines.push((index + 1, code));
+        }
+    }
+    blocks
+}
+
+/// Where `block` first repeats [`PASTED_LINES`] consecutive lines found in `runs`: the page's
+/// line number.
+fn first_paste(block: &[(usize, &str)], runs: &BTreeSet<String>) -> Option<usize> {
+    block.windows(PASTED_LINES).find_map(|window| {
+        let joined: Vec<&str> = window.iter().map(|(_, line)| *line).collect();
+        runs.contains(&joined.join("\n")).then_some(window[0].0)
+    })
+}
+
+/// One `{{#include …}}` (or `{{#rustdoc_include …}}`) of a markdown page.
+struct Include<'a> {
+    /// 1-based line of the page.
+    line: usize,
+    /// The included file, relative to the page's folder.
+    file: &'a str,
+    /// What follows the first `:`: an anchor name or a line range.
+    anchor: Option<&'a str>,
+}
+
+/// Every include of `text`, in order.
+fn includes(text: &str) -> Vec<Include<'_>> {
+    let mut found = Vec::new();
+    for (line_no, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("{{#") {
+            let after = &rest[start + "{{#".len()..];
+            let Some(end) = after.find("}}") else { break };
+            let directive = &after[..end];
+            rest = &after[end..];
+            let Some(spec) = directive
+                .strip_prefix("include ")
+                .or_else(|| directive.strip_prefix("rustdoc_include "))
+            else {
+                continue;
+            };
+            let spec = spec.trim();
+            let (file, anchor) = match spec.split_once(':') {
+                Some((f, a)) => (f, Some(a)),
+                None => (spec, None),
+            };
+            found.push(Include {
+                line: line_no + 1,
+                file,
+                anchor,
+            });
+        }
+    }
+    found
+}
+
+/// `path` with `.` and `..` resolved without touching the file system
+/// (`book/src/patterns/../../../labs/x.rs` → `labs/x.rs`).
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(path: &str, text: &str) -> BookPage {
+        BookPage {
+            path: PathBuf::from(path),
+            text: text.to_owned(),
+        }
+    }
+
+    /// A graded file whose body a chapter could paste.
+    const CIRCUIT: &str = "//! The graded part.\n\
+        fn verdict(&self, counts: WindowSnapshot, minimum: u32) -> Option<TransitionReason> {\n\
+            if counts.calls < minimum {\n\
+                return None;\n\
+            }\n\
+            let failure_rate = counts.failure_rate();\n\
+            if failure_rate >= self.config.failure_rate_threshold {\n\
+                return Some(TransitionReason::FailureRateExceeded { rate: failure_rate });\n\
+            }\n\
+            None\n\
+        }\n\
+        #[cfg(test)]\n\
+        mod tests {\n\
+            assert_eq!(normalize_path(\"/a\"), Ok(String::from(\"/a\")));\n\
+            assert_eq!(normalize_path(\"/b\"), Ok(String::from(\"/b\")));\n\
+            assert_eq!(normalize_path(\"/c\"), Ok(String::from(\"/c\")));\n\
+        }\n";
+
+    fn graded() -> BTreeMap<PathBuf, String> {
+        BTreeMap::from([(
+            PathBuf::from("labs/breaker/core/src/circuit.rs"),
+            CIRCUIT.to_owned(),
+        )])
+    }
+
+    #[test]
+    fn a_chapter_including_a_graded_anchor_is_refused() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "intro\n```rust\n{{#include ../../../labs/breaker/core/src/circuit.rs:record}}\n```\n",
+        )];
+        let problems = answers_outside_solution_pages(&pages, &graded());
+        assert_eq!(
+            problems.len(),
+            1,
+            "one include of a graded anchor: {problems:?}"
+        );
+        assert!(
+            problems[0].starts_with(
+                "book/src/patterns/circuit-breaker-core.md:3: includes anchor `record`"
+            ),
+            "the problem names the page, the line and the anchor: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_chapter_including_a_graded_file_by_any_spelling_is_refused() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker.md",
+            "{{#rustdoc_include ../../../labs/breaker/core/./src/circuit.rs:verdict}}\n\
+             {{#include ../../../labs/breaker/core/src/circuit.rs}}\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()).len(),
+            2,
+            "a rustdoc_include, a `./` and a whole-file include are all includes of the graded file"
+        );
+    }
+
+    #[test]
+    fn a_solution_page_may_include_a_graded_anchor() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-solution.md",
+            "{{#include ../../../labs/breaker/core/src/circuit.rs:record}}\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_chapter_may_include_the_graded_tests_and_the_types_around_the_graded_file() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "{{#include ../../../labs/breaker/core/tests/graded.rs:stale_permit_test}}\n\
+             {{#include ../../../labs/breaker/core/src/error.rs:rejected}}\n\
+             {{#include circuit-breaker-lab.md}}\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_chapter_including_a_solution_page_is_refused() {
+        let pages = [page(
+            "book/src/patterns/saga.md",
+            "{{#include saga-solution.md}}\n",
+        )];
+        let problems = answers_outside_solution_pages(&pages, &graded());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("includes the solution page"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_chapter_pasting_a_graded_body_is_refused() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "The verdict:\n\n```rust\n\
+             if counts.calls < minimum {\n\
+                 return None;\n\
+             }\n\
+             let failure_rate = counts.failure_rate();\n\
+             if failure_rate >= self.config.failure_rate_threshold {\n\
+             ```\n",
+        )];
+        let problems = answers_outside_solution_pages(&pages, &graded());
+        assert_eq!(problems.len(), 1, "one pasted block: {problems:?}");
+        assert!(
+            problems[0].starts_with("book/src/patterns/circuit-breaker-core.md:4: a code block repeats lines of labs/breaker/core/src/circuit.rs"),
+            "the problem names the page, the line and the graded file: {problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_chapter_may_quote_one_line_or_the_unit_tests_of_a_graded_file() {
+        let pages = [page(
+            "book/src/patterns/circuit-breaker-core.md",
+            "```rust\n\
+             let failure_rate = counts.failure_rate();\n\
+             ```\n\
+             \n\
+             ```rust\n\
+             assert_eq!(normalize_path(\"/a\"), Ok(String::from(\"/a\")));\n\
+             assert_eq!(normalize_path(\"/b\"), Ok(String::from(\"/b\")));\n\
+             assert_eq!(normalize_path(\"/c\"), Ok(String::from(\"/c\")));\n\
+             ```\n\
+             let failure_rate = counts.failure_rate();\n\
+             if failure_rate >= self.config.failure_rate_threshold {\n\
+                 return Some(TransitionReason::FailureRateExceeded { rate: failure_rate });\n",
+        )];
+        assert_eq!(
+            answers_outside_solution_pages(&pages, &graded()),
+            Vec::<String>::new(),
+            "a one-line fragment, the file's unit tests and prose outside code blocks are no paste"
+        );
+    }
+
+    #[test]
+    fn a_pointer_to_a_solution_page_is_refused() {
+        let manifest: toml::Table = toml::from_str(
+            r#"
+            reference_files = ["labs/saga/core/src/decide.rs"]
+            [[test]]
+            id = "saga-01"
+            pointer = "patterns/saga.html#the-decision-function"
+            [[test]]
+            id = "saga-02"
+            pointer = "patterns/saga-solution.html#next_action"
+            "#,
+        )
+        .expect("valid TOML");
+        let problems = pointers_to_solution_pages("labs/saga/grading.toml", &manifest);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("saga-02"), "{problems:?}");
+        assert_eq!(reference_files(&manifest), ["labs/saga/core/src/decide.rs"]);
+    }
 }

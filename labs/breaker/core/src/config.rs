@@ -8,6 +8,7 @@
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: window_kind
 /// How the breaker remembers recent calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -25,7 +26,9 @@ pub enum WindowKind {
         seconds: u32,
     },
 }
+// ANCHOR_END: window_kind
 
+// ANCHOR: backoff
 /// How the wait in Open grows when the breaker re-opens again and again.
 ///
 /// The `k`-th consecutive opening (counted since the breaker was last Closed, the first
@@ -37,6 +40,7 @@ pub struct Backoff {
     /// The cap: no wait in Open is longer than this (before jitter).
     pub max_wait: Millis,
 }
+// ANCHOR_END: backoff
 
 /// Everything a [`CircuitBreaker`](crate::CircuitBreaker) is configured with.
 ///

@@ -6,6 +6,7 @@ use crate::state::State;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: rejected
 /// The breaker refused a call. This is the breaker working, not an error in the code:
 /// the driver fails fast, uses a fallback, or answers 503 with `Retry-After`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -18,6 +19,7 @@ pub struct Rejected {
     /// (it depends on the trial calls).
     pub retry_after: Option<Millis>,
 }
+// ANCHOR_END: rejected
 
 /// Formats the optional retry hint of a [`Rejected`] message.
 struct RetryAfter(Option<Millis>);
@@ -31,6 +33,7 @@ impl core::fmt::Display for RetryAfter {
     }
 }
 
+// ANCHOR: breaker_error
 /// A permit or an operator command the breaker cannot accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum BreakerError {
@@ -56,3 +59,4 @@ pub enum BreakerError {
         to: State,
     },
 }
+// ANCHOR_END: breaker_error

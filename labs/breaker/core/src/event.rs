@@ -10,6 +10,7 @@ use crate::state::{Permit, State};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: transition_reason
 /// Why the breaker changed state.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -40,6 +41,7 @@ pub enum TransitionReason {
     /// An operator asked for this state explicitly.
     Manual,
 }
+// ANCHOR_END: transition_reason
 
 /// Something the breaker did or saw, for logs, timelines and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,6 +119,7 @@ impl Event {
     }
 }
 
+// ANCHOR: input
 /// What a driver can tell the breaker through [`handle_input`](crate::CircuitBreaker::handle_input).
 ///
 /// Each has an ergonomic method too (`try_acquire`, `on_outcome`, `release`, `force_open`,
@@ -153,7 +156,9 @@ pub enum Input {
         state: State,
     },
 }
+// ANCHOR_END: input
 
+// ANCHOR: output
 /// What the breaker wants its driver to know, drained with
 /// [`poll_output`](crate::CircuitBreaker::poll_output).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,6 +171,7 @@ pub enum Output {
     /// Something happened (queued by inputs, timeouts and the ergonomic methods alike).
     Event(Event),
 }
+// ANCHOR_END: output
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ use crate::state::State;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: call_record
 /// One recorded call as a sliding window stores it: was it a failure, was it slow?
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CallRecord {
@@ -16,7 +17,9 @@ pub struct CallRecord {
     /// The call lasted at least `slow_call_duration`.
     pub slow: bool,
 }
+// ANCHOR_END: call_record
 
+// ANCHOR: window_snapshot
 /// What a sliding window holds right now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WindowSnapshot {
@@ -29,6 +32,7 @@ pub struct WindowSnapshot {
     /// Of those, calls that were both slow and failed.
     pub slow_failed: u32,
 }
+// ANCHOR_END: window_snapshot
 
 impl WindowSnapshot {
     /// Failed calls as a percentage of recorded calls (0 when the window is empty).

@@ -10,6 +10,7 @@
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: state
 /// Where the breaker is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -25,6 +26,7 @@ pub enum State {
     /// An operator switched the breaker off: everything is admitted, nothing recorded.
     Disabled,
 }
+// ANCHOR_END: state
 
 impl State {
     /// Every state, in the order of the enum.

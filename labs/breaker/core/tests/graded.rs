@@ -18,6 +18,7 @@ use proptest::test_runner::{
     Config as ProptestConfig, RngAlgorithm, TestError, TestRng, TestRunner,
 };
 
+// ANCHOR: test_config
 /// A small breaker that is easy to reason about: judges the last 4 calls once it has 4,
 /// opens at 50 % failures or 50 % slow calls (1 s or longer), waits 10 s in Open, and
 /// lets 3 trial calls through in HalfOpen.
@@ -33,6 +34,7 @@ fn config() -> Config {
         ..Config::default()
     }
 }
+// ANCHOR_END: test_config
 
 fn breaker(config: Config) -> CircuitBreaker {
     CircuitBreaker::new(config).expect("the test's configuration is valid")
@@ -106,6 +108,7 @@ fn records_outcomes_in_the_window() {
     assert_eq!(metrics.in_flight, 0, "every permit was handed back");
 }
 
+// ANCHOR: count_window_test
 #[test]
 fn count_based_window_keeps_only_the_last_n_calls() {
     let failed = CallRecord {
@@ -133,6 +136,7 @@ fn count_based_window_keeps_only_the_last_n_calls() {
     window.clear();
     assert_eq!(window.totals().calls, 0);
 }
+// ANCHOR_END: count_window_test
 
 // --- How it decides ----------------------------------------------------------------------
 
@@ -150,6 +154,7 @@ fn waits_for_minimum_calls_before_judging() {
     assert_eq!(breaker.metrics().failure_rate, None);
 }
 
+// ANCHOR: opens_test
 #[test]
 fn opens_after_failure_rate_crosses_threshold() {
     let mut breaker = breaker(config());
@@ -173,6 +178,7 @@ fn opens_after_failure_rate_crosses_threshold() {
     );
     assert_eq!(breaker.metrics().failure_rate, Some(50.0));
 }
+// ANCHOR_END: opens_test
 
 #[test]
 fn stays_closed_below_failure_rate_threshold() {
@@ -218,6 +224,7 @@ fn opens_when_slow_call_rate_crosses_threshold() {
     );
 }
 
+// ANCHOR: open_rejects_test
 #[test]
 fn open_rejects_calls_with_retry_after() {
     let mut breaker = breaker(config());
@@ -236,7 +243,9 @@ fn open_rejects_calls_with_retry_after() {
     assert_eq!(metrics.rejected_calls, 1);
     assert_eq!(metrics.open_until, Some(Millis(10_000)));
 }
+// ANCHOR_END: open_rejects_test
 
+// ANCHOR: wait_elapsed_test
 #[test]
 fn open_moves_to_half_open_after_wait() {
     let mut breaker = breaker(config());
@@ -254,6 +263,7 @@ fn open_moves_to_half_open_after_wait() {
     let permit = lazy.try_acquire(Millis(12_000)).expect("the wait is over");
     assert_eq!(permit.admitted_in(), State::HalfOpen);
 }
+// ANCHOR_END: wait_elapsed_test
 
 #[test]
 fn half_open_admits_exactly_n_trial_calls() {
@@ -302,6 +312,7 @@ fn half_open_closes_when_trials_succeed() {
     );
 }
 
+// ANCHOR: trials_fail_test
 #[test]
 fn half_open_reopens_when_trials_fail() {
     let mut breaker = breaker(config());
@@ -330,9 +341,11 @@ fn half_open_reopens_when_trials_fail() {
     );
     assert_eq!(breaker.metrics().open_until, Some(Millis(20_300)));
 }
+// ANCHOR_END: trials_fail_test
 
 // --- The edge cases that make it trustworthy ---------------------------------------------
 
+// ANCHOR: cancelled_trial_test
 #[test]
 fn cancelled_trial_frees_its_slot() {
     let mut breaker = breaker(config());
@@ -357,6 +370,7 @@ fn cancelled_trial_frees_its_slot() {
     }
     assert_eq!(breaker.state(), State::Closed);
 }
+// ANCHOR_END: cancelled_trial_test
 
 #[test]
 fn ignored_outcomes_are_neither_success_nor_failure() {
@@ -379,6 +393,7 @@ fn ignored_outcomes_are_neither_success_nor_failure() {
     );
 }
 
+// ANCHOR: stale_permit_test
 #[test]
 fn late_outcome_from_an_earlier_state_is_stale() {
     let mut breaker = breaker(config());
@@ -396,7 +411,9 @@ fn late_outcome_from_an_earlier_state_is_stale() {
         Err(BreakerError::StalePermit { .. })
     ));
 }
+// ANCHOR_END: stale_permit_test
 
+// ANCHOR: handed_back_once_test
 #[test]
 fn a_permit_is_handed_back_only_once() {
     let mut breaker = breaker(config());
@@ -423,6 +440,7 @@ fn a_permit_is_handed_back_only_once() {
         Err(BreakerError::UnknownPermit)
     );
 }
+// ANCHOR_END: handed_back_once_test
 
 #[test]
 fn time_based_window_forgets_old_calls() {
@@ -467,6 +485,7 @@ fn time_based_window_forgets_old_calls() {
     );
 }
 
+// ANCHOR: half_open_timeout_test
 #[test]
 fn half_open_without_trial_calls_reopens_after_max_wait() {
     let mut breaker = breaker(Config {
@@ -490,7 +509,9 @@ fn half_open_without_trial_calls_reopens_after_max_wait() {
     );
     assert_eq!(breaker.poll_timeout(), Some(Millis(25_000)));
 }
+// ANCHOR_END: half_open_timeout_test
 
+// ANCHOR: backoff_test
 #[test]
 fn reopening_backs_off_exponentially_up_to_the_cap() {
     let mut breaker = breaker(Config {
@@ -524,6 +545,7 @@ fn reopening_backs_off_exponentially_up_to_the_cap() {
         "closing forgets the backoff"
     );
 }
+// ANCHOR_END: backoff_test
 
 #[test]
 fn jitter_spreads_the_wait_and_is_reproducible_from_the_seed() {
@@ -590,6 +612,7 @@ fn disabled_admits_everything_and_records_nothing() {
     assert_eq!(breaker.metrics().buffered_calls, 0);
 }
 
+// ANCHOR: events_test
 #[test]
 fn events_tell_the_story_in_order() {
     let mut breaker = breaker(config());
@@ -625,7 +648,9 @@ fn events_tell_the_story_in_order() {
     assert!(matches!(story[5], Event::Rejected { at: Millis(5), .. }));
     assert_eq!(breaker.poll_output(), None, "everything was drained");
 }
+// ANCHOR_END: events_test
 
+// ANCHOR: sans_io_test
 #[test]
 fn sans_io_inputs_give_the_same_answers() {
     let mut breaker = breaker(config());
@@ -666,6 +691,7 @@ fn sans_io_inputs_give_the_same_answers() {
         "Input::Acquire must be answered with Output::Rejected in ForcedOpen"
     );
 }
+// ANCHOR_END: sans_io_test
 
 /// One step of a random workload for the property test below.
 #[derive(Clone, Debug)]

@@ -7,6 +7,7 @@ use crate::Millis;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+// ANCHOR: rate_limit_config
 /// How fast each client may go, and how many clients the limiter remembers.
 ///
 /// `requests` per `per` is the sustained rate; `burst` is how many requests a client that
@@ -23,6 +24,7 @@ pub struct RateLimitConfig {
     /// The most clients remembered at once; beyond it the least constrained are forgotten.
     pub max_clients: usize,
 }
+// ANCHOR_END: rate_limit_config
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
@@ -54,6 +56,7 @@ pub enum LimitError {
     },
 }
 
+// ANCHOR: decision
 /// The limiter's answer for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
@@ -72,6 +75,7 @@ pub enum Decision {
         reset_after: Millis,
     },
 }
+// ANCHOR_END: decision
 
 impl Decision {
     /// Whether the request may pass.

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+// ANCHOR: route
 /// One routing rule: requests under `prefix` (and for `host`, when set) go to `upstream`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
@@ -19,6 +20,7 @@ pub struct Route {
     /// The name of the upstream pool that serves this route.
     pub upstream: String,
 }
+// ANCHOR_END: route
 
 impl Route {
     /// A route for any host.
@@ -37,6 +39,7 @@ impl Route {
     }
 }
 
+// ANCHOR: path_error
 /// Why a request path was refused before any route was looked at.
 ///
 /// Each variant is an attack or an accident that must not reach an upstream: the upstream
@@ -80,7 +83,9 @@ pub enum PathError {
     #[error("the path contains a '..' segment")]
     Traversal,
 }
+// ANCHOR_END: path_error
 
+// ANCHOR: route_error
 /// Why a route table could not be built or a request could not be routed.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum RouteError {
@@ -110,3 +115,4 @@ pub enum RouteError {
         host: Option<String>,
     },
 }
+// ANCHOR_END: route_error

@@ -18,6 +18,7 @@ use proptest::test_runner::{
     Config as ProptestConfig, RngAlgorithm, TestError, TestRng, TestRunner,
 };
 
+// ANCHOR: guide_table
 /// The guide's gateway: four services behind `/api/...`.
 fn guide_table() -> RouteTable {
     RouteTable::new(vec![
@@ -28,6 +29,7 @@ fn guide_table() -> RouteTable {
     ])
     .expect("the guide's routes are valid")
 }
+// ANCHOR_END: guide_table
 
 fn upstream_for(table: &RouteTable, host: Option<&str>, path: &str) -> Result<String, RouteError> {
     table
@@ -35,6 +37,7 @@ fn upstream_for(table: &RouteTable, host: Option<&str>, path: &str) -> Result<St
         .map(|found| found.route.upstream.clone())
 }
 
+// ANCHOR: limiter_helper
 /// 10 requests per second (one per 100 ms), bursts of 3, at most 1000 clients remembered.
 fn limiter() -> RateLimiter {
     RateLimiter::new(RateLimitConfig {
@@ -45,6 +48,7 @@ fn limiter() -> RateLimiter {
     })
     .expect("the test's configuration is valid")
 }
+// ANCHOR_END: limiter_helper
 
 // --- The route matcher -------------------------------------------------------------------
 
@@ -88,6 +92,7 @@ fn unreserved_escapes_are_decoded_and_others_are_upper_cased() {
     assert_eq!(normalize_path("/caf%c3%a9").as_deref(), Ok("/caf%C3%A9"));
 }
 
+// ANCHOR: dot_dot_test
 #[test]
 fn dot_dot_segments_are_refused_in_every_spelling() {
     for path in [
@@ -104,7 +109,9 @@ fn dot_dot_segments_are_refused_in_every_spelling() {
         );
     }
 }
+// ANCHOR_END: dot_dot_test
 
+// ANCHOR: structure_escapes_test
 #[test]
 fn escapes_that_change_the_path_structure_are_refused() {
     assert_eq!(
@@ -124,6 +131,7 @@ fn escapes_that_change_the_path_structure_are_refused() {
         Err(PathError::ForbiddenEscape { byte: 0 })
     );
 }
+// ANCHOR_END: structure_escapes_test
 
 #[test]
 fn raw_control_bytes_backslashes_and_broken_escapes_are_refused() {
@@ -168,6 +176,7 @@ fn a_prefix_matches_whole_segments_only() {
     ));
 }
 
+// ANCHOR: longest_prefix_test
 #[test]
 fn the_longest_matching_prefix_wins() {
     let table = RouteTable::new(vec![
@@ -191,7 +200,9 @@ fn the_longest_matching_prefix_wins() {
         "fallback"
     );
 }
+// ANCHOR_END: longest_prefix_test
 
+// ANCHOR: matched_path_test
 #[test]
 fn the_matched_path_is_the_normalized_one() {
     let table = guide_table();
@@ -204,7 +215,9 @@ fn the_matched_path_is_the_normalized_one() {
         RouteError::Path(PathError::Traversal)
     );
 }
+// ANCHOR_END: matched_path_test
 
+// ANCHOR: host_route_test
 #[test]
 fn a_route_for_the_request_host_beats_a_route_for_any_host() {
     let table = RouteTable::new(vec![
@@ -223,6 +236,7 @@ fn a_route_for_the_request_host_beats_a_route_for_any_host() {
     assert_eq!(upstream_for(&table, None, "/api/users/1").unwrap(), "user");
     assert!(upstream_for(&table, Some("www.example.com"), "/other").is_err());
 }
+// ANCHOR_END: host_route_test
 
 #[test]
 fn the_table_refuses_unnormalized_and_duplicate_prefixes() {
@@ -262,6 +276,7 @@ fn a_new_client_gets_its_whole_burst() {
     }
 }
 
+// ANCHOR: over_burst_test
 #[test]
 fn a_client_over_its_burst_is_told_when_to_retry() {
     let mut limiter = limiter();
@@ -283,6 +298,7 @@ fn a_client_over_its_burst_is_told_when_to_retry() {
         }
     );
 }
+// ANCHOR_END: over_burst_test
 
 #[test]
 fn requests_come_back_at_the_sustained_rate() {
@@ -301,6 +317,7 @@ fn requests_come_back_at_the_sustained_rate() {
     assert_eq!(admitted, 3);
 }
 
+// ANCHOR: refused_costs_nothing_test
 #[test]
 fn a_refused_request_costs_nothing() {
     let mut limiter = limiter();
@@ -313,6 +330,7 @@ fn a_refused_request_costs_nothing() {
     }
     assert!(limiter.check("alice", Millis(100)).is_allowed());
 }
+// ANCHOR_END: refused_costs_nothing_test
 
 #[test]
 fn clients_are_limited_independently() {
@@ -343,6 +361,7 @@ fn reset_after_says_when_the_bucket_is_full_again() {
     );
 }
 
+// ANCHOR: slow_rate_test
 #[test]
 fn a_slow_rate_is_not_rounded_to_whole_milliseconds() {
     // 3 per second is one every 333.33… ms: at 333 ms the next request is still early.
@@ -363,7 +382,9 @@ fn a_slow_rate_is_not_rounded_to_whole_milliseconds() {
     );
     assert!(limiter.check("alice", Millis(334)).is_allowed());
 }
+// ANCHOR_END: slow_rate_test
 
+// ANCHOR: forgetting_test
 #[test]
 fn forgetting_full_buckets_changes_no_decision() {
     let mut limiter = limiter();
@@ -380,6 +401,7 @@ fn forgetting_full_buckets_changes_no_decision() {
     assert!(!limiter.check("bob", Millis(150)).is_allowed());
     assert!(limiter.check("alice", Millis(150)).is_allowed());
 }
+// ANCHOR_END: forgetting_test
 
 #[test]
 fn memory_stays_bounded_under_a_flood_of_new_clients() {

@@ -83,6 +83,7 @@ impl Default for RetryPolicy {
     }
 }
 
+// ANCHOR: saga_definition
 /// A saga's shape: the steps in order, the pivot and the retry policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SagaDefinition {
@@ -96,6 +97,7 @@ pub struct SagaDefinition {
     /// Retries and backoff.
     pub retry: RetryPolicy,
 }
+// ANCHOR_END: saga_definition
 
 /// A definition that cannot run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -196,10 +198,12 @@ impl SagaDefinition {
         Ok(())
     }
 
+    // ANCHOR: is_compensatable
     /// Whether a failure of `step` can still be undone: true up to and including the pivot.
     pub fn is_compensatable(&self, step: usize) -> bool {
         self.pivot.is_none_or(|pivot| step <= pivot)
     }
+    // ANCHOR_END: is_compensatable
 
     /// The idempotency key of a step's action or compensation in one saga.
     ///

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
 
+// ANCHOR: failure_kind
 /// Whether a failure is worth another try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,6 +22,7 @@ pub enum FailureKind {
     /// retry (with the same idempotency key, so work done once is not done twice).
     Retryable,
 }
+// ANCHOR_END: failure_kind
 
 /// An action or its compensation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,6 +117,7 @@ impl Event {
     }
 }
 
+// ANCHOR: log_entry
 /// An event with its position and time in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -125,6 +128,7 @@ pub struct LogEntry {
     /// What happened.
     pub event: Event,
 }
+// ANCHOR_END: log_entry
 
 /// The ordered list of a saga's transitions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,6 +24,7 @@ fn order_saga() -> SagaDefinition {
     SagaDefinition::order_fulfilment()
 }
 
+// ANCHOR: log_helper
 /// A log with these events, each at its given millisecond.
 fn log(events: &[(u64, Event)]) -> SagaLog {
     let mut log = SagaLog::new();
@@ -33,6 +34,7 @@ fn log(events: &[(u64, Event)]) -> SagaLog {
     }
     log
 }
+// ANCHOR_END: log_helper
 
 fn succeeded(step: usize) -> Event {
     Event::StepSucceeded { step }
@@ -102,6 +104,7 @@ fn finishes_when_every_step_succeeded() {
     assert_eq!(next_action(&order_saga(), &log(&events)), Action::Finish);
 }
 
+// ANCHOR: business_failure_test
 #[test]
 fn a_business_failure_compensates_the_previous_step_first() {
     // Out of stock at step 2: the payment (step 1) is refunded first, not the order.
@@ -112,7 +115,9 @@ fn a_business_failure_compensates_the_previous_step_first() {
     ];
     assert_eq!(next_action(&order_saga(), &log(&events)), compensate(1));
 }
+// ANCHOR_END: business_failure_test
 
+// ANCHOR: reverse_order_test
 #[test]
 fn compensations_run_in_reverse_order_then_the_saga_fails() {
     let saga = order_saga();
@@ -136,6 +141,7 @@ fn compensations_run_in_reverse_order_then_the_saga_fails() {
     assert_eq!(order, vec![2, 1, 0]);
     assert_eq!(next_action(&saga, &log(&events)), Action::Fail);
 }
+// ANCHOR_END: reverse_order_test
 
 #[test]
 fn a_step_refused_for_business_reasons_is_not_compensated_itself() {
@@ -146,6 +152,7 @@ fn a_step_refused_for_business_reasons_is_not_compensated_itself() {
     );
 }
 
+// ANCHOR: retry_test
 #[test]
 fn a_retryable_failure_runs_the_same_step_again_after_the_backoff() {
     assert_eq!(
@@ -157,7 +164,9 @@ fn a_retryable_failure_runs_the_same_step_again_after_the_backoff() {
         }
     );
 }
+// ANCHOR_END: retry_test
 
+// ANCHOR: backoff_test
 #[test]
 fn the_backoff_doubles_and_is_capped() {
     let policy = RetryPolicy::default();
@@ -169,6 +178,7 @@ fn the_backoff_doubles_and_is_capped() {
     };
     assert_eq!(backoff_delay(&constant, 5), Millis(100));
 }
+// ANCHOR_END: backoff_test
 
 #[test]
 fn the_backoff_counts_from_the_latest_failure() {
@@ -183,6 +193,7 @@ fn the_backoff_counts_from_the_latest_failure() {
     );
 }
 
+// ANCHOR: out_of_tries_test
 #[test]
 fn a_step_out_of_tries_is_compensated_too_because_its_outcome_is_unknown() {
     // Three timeouts on the payment: the money may be reserved. Refund it, then cancel.
@@ -198,6 +209,7 @@ fn a_step_out_of_tries_is_compensated_too_because_its_outcome_is_unknown() {
     events.push((700, compensated(1)));
     assert_eq!(next_action(&saga, &log(&events)), compensate(0));
 }
+// ANCHOR_END: out_of_tries_test
 
 #[test]
 fn steps_without_a_compensation_are_skipped_when_undoing() {
@@ -228,6 +240,7 @@ fn a_failed_compensation_is_retried_after_the_backoff() {
     );
 }
 
+// ANCHOR: needs_attention_test
 #[test]
 fn a_compensation_that_keeps_failing_needs_attention() {
     let mut events = vec![(1, succeeded(0)), (2, business_failure(1))];
@@ -239,7 +252,9 @@ fn a_compensation_that_keeps_failing_needs_attention() {
         Action::NeedsAttention { step: 0 }
     );
 }
+// ANCHOR_END: needs_attention_test
 
+// ANCHOR: after_pivot_test
 #[test]
 fn steps_after_the_pivot_are_retried_without_limit() {
     let mut events: Vec<_> = (0..4).map(|step| (step as u64, succeeded(step))).collect();
@@ -255,6 +270,7 @@ fn steps_after_the_pivot_are_retried_without_limit() {
         }
     );
 }
+// ANCHOR_END: after_pivot_test
 
 #[test]
 fn the_pivot_itself_can_still_be_compensated() {
@@ -290,6 +306,7 @@ fn a_log_that_ended_the_saga_is_done() {
     );
 }
 
+// ANCHOR: unanswered_test
 #[test]
 fn a_command_sent_but_unanswered_is_decided_again() {
     // The orchestrator crashed after sending step 1: on restart the same try goes out again.
@@ -305,6 +322,7 @@ fn a_command_sent_but_unanswered_is_decided_again() {
     ];
     assert_eq!(next_action(&order_saga(), &log(&events)), run(1));
 }
+// ANCHOR_END: unanswered_test
 
 #[test]
 fn a_saga_resumed_from_its_log_resends_with_the_same_idempotency_key() {
