@@ -190,7 +190,7 @@ impl BreakerSettings {
             minimum_calls: self.minimum_calls,
             wait_in_open: Millis(self.wait_in_open_ms),
             jitter: f64::from(self.jitter_percent) / 100.0,
-            seed: self.seed,
+            seed: Some(self.seed),
             ..Config::default()
         }
     }
@@ -382,7 +382,7 @@ struct CallRef {
     sent: u64,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct PendingCall {
     id: u64,
     permit: Permit,
@@ -592,14 +592,11 @@ impl BreakerSim {
             let now = self.now;
             // Replies first, then the breaker's deadline, then new traffic: a trial call
             // sent at the very instant Open ends finds the breaker already HalfOpen.
-            let mut due: Vec<PendingCall> = Vec::new();
-            self.pending.retain(|call| {
-                let is_due = call.done_at <= now;
-                if is_due {
-                    due.push(*call);
-                }
-                !is_due
-            });
+            let (mut due, pending): (Vec<PendingCall>, Vec<PendingCall>) =
+                std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .partition(|call| call.done_at <= now);
+            self.pending = pending;
             due.sort_by_key(|call| (call.done_at, call.id));
             for call in due {
                 self.complete(call);

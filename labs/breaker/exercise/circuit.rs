@@ -118,9 +118,13 @@ impl SlidingWindow {
 enum Slot {
     /// Can be handed out.
     Free,
-    /// Held by an admitted trial call.
-    InUse,
-    /// Its trial call's outcome is recorded.
+    /// Held by the trial call of this admission (a permit's `admission()`): a permit of an
+    /// earlier trial that held the same slot must not free it.
+    InUse {
+        /// The admission number of the permit that holds the slot.
+        admission: u32,
+    },
+    /// Its trial call's outcome is recorded: the slot stays taken until HalfOpen decides.
     Done,
 }
 
@@ -131,9 +135,11 @@ enum Slot {
 /// - each admitted call gets a [`Permit`] that comes back exactly once, with an outcome
 ///   (`on_outcome`) or without one (`release`, for a cancelled call);
 /// - a permit from before the latest state transition is stale: an error that changes nothing;
+/// - a permit that is not outstanding (a deserialized copy of one already handed back) is
+///   `UnknownPermit`: an error that changes nothing;
 /// - deadlines are applied by `handle_timeout` and lazily by any later call;
 /// - events queue up for `poll_output`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct CircuitBreaker {
     config: Config,
     state: State,
@@ -145,6 +151,8 @@ pub struct CircuitBreaker {
     window: SlidingWindow,
     /// Closed and Disabled: permits handed out and not yet returned in this generation.
     in_flight: u32,
+    /// The number of the latest admission (wrapping): every permit carries its own.
+    admissions: u32,
     /// HalfOpen: one entry per permitted trial call.
     trial_slots: Vec<Slot>,
     /// HalfOpen: the recorded outcomes of the trial calls.
@@ -170,7 +178,8 @@ impl CircuitBreaker {
     /// A Closed breaker with an empty window, or the reason `config` is unusable.
     pub fn new(config: Config) -> Result<CircuitBreaker, ConfigError> {
         // TODO: `config.validate()?` first, then fill every field. One trial slot per
-        // permitted HalfOpen call; the jitter's generator is `fastrand::Rng::with_seed(config.seed)`.
+        // permitted HalfOpen call; the jitter's generator is
+        // `fastrand::Rng::with_seed(config.jitter_seed())` (the fixed seed, or one per breaker).
         todo!("build a Closed breaker")
     }
 
@@ -207,10 +216,12 @@ impl CircuitBreaker {
     pub fn try_acquire(&mut self, now: Millis) -> Result<Permit, Rejected> {
         // TODO: apply due deadlines first (`advance`), then answer by state:
         // - Closed, Disabled: always a permit (count it in `in_flight`);
-        // - HalfOpen: a permit only while a trial slot is free; the permit names its slot;
+        // - HalfOpen: a permit only while a trial slot is free; the permit names its slot,
+        //   and the slot remembers which admission holds it;
         // - Open: rejected, `retry_after` = what is left of the wait;
         // - ForcedOpen: rejected, no `retry_after`.
-        // Hint: `Permit::new(self.generation, state, slot)` makes a permit.
+        // Hint: `Permit::new(self.generation, state, slot, admission)` makes a permit; give
+        // every admission a new number.
         // Read: book chapter patterns/circuit-breaker.md, "Half-open: trial calls".
         todo!("admit or reject a call")
     }
@@ -258,7 +269,9 @@ impl CircuitBreaker {
     }
 
     /// Hands back the permit of a call that was cancelled before it had an outcome.
-    /// Nothing is recorded; a HalfOpen trial slot is freed for another trial call.
+    /// Nothing is recorded; a HalfOpen trial slot is freed for another trial call. A permit
+    /// that is not outstanding is `BreakerError::UnknownPermit`, a stale one
+    /// `BreakerError::StalePermit`, and either changes nothing.
     pub fn release(&mut self, now: Millis, permit: Permit) -> Result<(), BreakerError> {
         // Hint: if a cancelled trial kept its slot, a breaker whose trial requests time out
         // would stay in HalfOpen forever.
@@ -277,6 +290,8 @@ impl CircuitBreaker {
     }
 
     /// Operator: back to Closed with an empty window and no backoff history, from any state.
+    /// Always queues `Event::StateTransition` to Closed with `TransitionReason::Reset`, from
+    /// Closed too; the jitter is not re-seeded.
     pub fn reset(&mut self, now: Millis) {
         todo!("go to a fresh Closed")
     }
@@ -326,9 +341,10 @@ impl CircuitBreaker {
     }
 
     /// Checks that `permit` is outstanding in the current generation and marks it returned.
-    fn take_back(&mut self, permit: Permit) -> Result<(), BreakerError> {
+    fn take_back(&mut self, permit: &Permit) -> Result<(), BreakerError> {
         // TODO: another generation → `BreakerError::StalePermit`; not outstanding (already
-        // returned, or a free HalfOpen slot) → `BreakerError::UnknownPermit`.
+        // returned, a free or finished HalfOpen slot, or a slot another admission holds now)
+        // → `BreakerError::UnknownPermit`.
         // Read: book chapter patterns/circuit-breaker.md, "Permits and generations".
         todo!("validate the permit")
     }
@@ -350,7 +366,8 @@ impl CircuitBreaker {
         todo!("compute the wait in Open")
     }
 
-    /// Counts and (if configured) queues a rejection.
+    /// Counts a rejection, and queues an `Event::Rejected` for it only when
+    /// `config.emit_call_events` is on (a rejection is a per-call event).
     fn reject(&mut self, now: Millis, retry_after: Option<Millis>) -> Rejected {
         todo!("count the rejection")
     }

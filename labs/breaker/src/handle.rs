@@ -198,8 +198,10 @@ impl std::fmt::Debug for Breaker {
 /// `repr(u64)` makes the tag a full word like the `Fast` payload, so moving a ticket is
 /// two same-sized stores and loads (mixed widths defeat the CPU's store-to-load
 /// forwarding, which measurably slowed the fast path).
+///
+/// Not `Copy`: a core permit is handed back once, so the ticket holding it moves.
 #[repr(u64)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Ticket {
     /// Recorded or released already.
     Done,
@@ -588,14 +590,14 @@ impl<B: Deref<Target = Breaker>> Admission<B> {
 
     /// Whether this call is one of HalfOpen's trial calls.
     pub fn is_trial(&self) -> bool {
-        matches!(self.ticket, Ticket::Core(permit) if permit.is_trial())
+        matches!(&self.ticket, Ticket::Core(permit) if permit.is_trial())
     }
 }
 
 impl<B: Deref<Target = Breaker>> Drop for Admission<B> {
     #[inline]
     fn drop(&mut self) {
-        if self.ticket != Ticket::Done {
+        if !matches!(self.ticket, Ticket::Done) {
             let ticket = std::mem::replace(&mut self.ticket, Ticket::Done);
             self.breaker.release(ticket);
         }

@@ -12,6 +12,10 @@
 //!    counts as a failure. (A timeout outside the breaker would drop the breaker's future
 //!    instead: the call would be released unrecorded, and a service that hangs rather
 //!    than fails would never open the breaker.)
+//!
+//! A retry is safe only because every attempt carries the same `Idempotency-Key`, the
+//! order id: an attempt that timed out may still have charged the card, and the payment
+//! service answers the retry with that first payment instead of charging again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +38,7 @@ use tower::{BoxError, ServiceBuilder, ServiceExt};
 use crate::fallback::Fallback;
 use crate::handle::Breaker;
 use crate::layer::{BreakerLayer, rejection};
-use crate::payment::{PaymentRequest, Receipt};
+use crate::payment::{IDEMPOTENCY_KEY, PaymentRequest, Receipt};
 use crate::problem::Problem;
 use crate::rejection::ServiceUnavailable;
 use crate::transport::Transport;
@@ -43,7 +47,8 @@ use crate::transport::Transport;
 pub type PaymentStack = BoxCloneSyncService<PaymentRequest, http::Response<Body>, BoxError>;
 
 /// Retries a failed attempt (5xx, timeout, transport error) a fixed number of times;
-/// never a 4xx, never a breaker rejection.
+/// never a 4xx, never a breaker rejection. Safe for payments because each attempt carries
+/// the order's `Idempotency-Key` (see `to_http`).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryFailures {
     /// Attempts left after the current one.
@@ -77,14 +82,18 @@ impl Policy<PaymentRequest, http::Response<Body>, BoxError> for RetryFailures {
     }
 }
 
-/// Turns a payment request into the HTTP request the transport sends.
+// ANCHOR: to_http
+/// Turns a payment request into the HTTP request the transport sends. The order id is
+/// the idempotency key, so every attempt at one order's payment is one payment.
 fn to_http(request: PaymentRequest) -> Request<Body> {
     let body = serde_json::to_vec(&request).unwrap_or_default();
     Request::post("/pay")
         .header(header::CONTENT_TYPE, "application/json")
+        .header(IDEMPOTENCY_KEY, request.order_id)
         .body(Body::from(body))
         .unwrap_or_else(|_| Request::new(Body::empty()))
 }
+// ANCHOR_END: to_http
 
 /// Builds the order client's stack over `transport`: with a breaker, or without one for
 /// the comparison run.

@@ -9,13 +9,22 @@
 //! Randomness is seeded, and the die is rolled when a request *arrives* (not
 //! after its latency), so the same seed and the same arrival order always give
 //! the same answers: that is what makes the narrated timeline snapshot-testable.
+//!
+//! A payment is decided, and the card charged, on arrival too; the latency comes
+//! after. So a caller that gives up while it waits (a timeout) may have been charged,
+//! and its retry must not charge again. A request carries an `Idempotency-Key` (the
+//! order client sends the order id): the first answer for a key is remembered, a
+//! repeated key with the same body gets that answer again at once without touching the
+//! card, and a repeated key with another body is a `409`. A `503` is not remembered:
+//! nothing was charged, so a retry may try again.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -69,6 +78,21 @@ pub struct Receipt {
 /// circuit breaker must not count against the service's health.
 pub const DECLINE_ABOVE_CENTS: u64 = 100_000;
 
+/// The request header that makes a retried payment safe: requests with the same key are
+/// one payment. Its value is an opaque string of at most [`MAX_IDEMPOTENCY_KEY_LEN`]
+/// visible ASCII characters (the order client sends the order id).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The response header set on an answer repeated for a known key (Stripe's name for it).
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The longest idempotency key the service accepts.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// How many keys the service remembers; past that, the oldest is forgotten, so memory
+/// stays bounded (a real service keeps keys for a day or so).
+pub const REMEMBERED_KEYS: usize = 10_000;
+
 /// The service's shared state: the dials and the seeded die.
 #[derive(Debug, Clone)]
 pub struct PaymentState {
@@ -80,6 +104,32 @@ struct Dials {
     behaviour: Behaviour,
     rng: fastrand::Rng,
     next_payment_id: u64,
+    /// Every charge made, oldest first.
+    charges: Vec<Receipt>,
+    /// The first answer given for each idempotency key, with the request it answered.
+    answered: HashMap<String, Remembered>,
+    /// The remembered keys, oldest first, so the oldest can be forgotten.
+    key_order: VecDeque<String>,
+}
+
+/// What the service remembers about one idempotency key.
+#[derive(Debug)]
+struct Remembered {
+    request: PaymentRequest,
+    answer: Answer,
+}
+
+impl Dials {
+    /// Remembers the answer for `key`, forgetting the oldest key when full.
+    fn remember(&mut self, key: String, request: PaymentRequest, answer: Answer) {
+        if self.key_order.len() == REMEMBERED_KEYS
+            && let Some(oldest) = self.key_order.pop_front()
+        {
+            self.answered.remove(&oldest);
+        }
+        self.key_order.push_back(key.clone());
+        self.answered.insert(key, Remembered { request, answer });
+    }
 }
 
 impl PaymentState {
@@ -95,6 +145,9 @@ impl PaymentState {
                 behaviour,
                 rng: fastrand::Rng::with_seed(seed),
                 next_payment_id: 1,
+                charges: Vec::new(),
+                answered: HashMap::new(),
+                key_order: VecDeque::new(),
             })),
         }
     }
@@ -104,13 +157,19 @@ impl PaymentState {
         self.inner.lock().await.behaviour
     }
 
+    /// Every charge made so far, oldest first.
+    pub async fn charges(&self) -> Vec<Receipt> {
+        self.inner.lock().await.charges.clone()
+    }
+
     /// Changes the behaviour; requests already waiting keep the latency they drew.
     pub async fn set_behaviour(&self, behaviour: Behaviour) {
         self.inner.lock().await.behaviour = behaviour;
     }
 }
 
-/// The payment service's routes: `/health`, `POST /pay`, `GET|POST /admin/behaviour`.
+/// The payment service's routes: `/health`, `POST /pay` (with an optional
+/// [`IDEMPOTENCY_KEY`] header), `GET|POST /admin/behaviour`.
 pub fn router(state: PaymentState) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -126,54 +185,143 @@ async fn health() -> &'static str {
 
 async fn pay(
     State(state): State<PaymentState>,
+    headers: HeaderMap,
     request: Result<Json<PaymentRequest>, JsonRejection>,
 ) -> Response {
     let request = match request {
         Ok(Json(request)) => request,
         Err(rejection) => return Problem::from(rejection).into_response(),
     };
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(problem) => return problem.into_response(),
+    };
     // Decide everything on arrival, under the lock, so the answers depend only
-    // on the seed and the arrival order, not on how the sleeps interleave.
-    let (latency, fails, payment_id) = {
+    // on the seed and the arrival order, not on how the sleeps interleave, and so
+    // two requests with one key cannot both be charged.
+    let (latency, answer) = {
         let mut dials = state.inner.lock().await;
+        if let Some(key) = &key
+            && let Some(seen) = dials.answered.get(key)
+        {
+            if seen.request != request {
+                return key_reused(key, &seen.request, &request).into_response();
+            }
+            // The same payment again: the same answer, at once, and no new charge.
+            let mut response = seen.answer.clone().into_response(&request);
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            return response;
+        }
         let fails = dials.rng.u8(0..100) < dials.behaviour.failure_rate_percent;
-        let payment_id = dials.next_payment_id;
-        dials.next_payment_id += 1;
-        (
-            Duration::from_millis(dials.behaviour.latency_ms),
-            fails,
-            payment_id,
-        )
+        let answer = if fails {
+            Answer::Unavailable
+        } else if request.amount_cents > DECLINE_ABOVE_CENTS {
+            Answer::Declined
+        } else {
+            // The card is charged now, whether or not the caller is still there to hear it.
+            let receipt = Receipt {
+                order_id: request.order_id,
+                payment_id: dials.next_payment_id,
+            };
+            dials.next_payment_id += 1;
+            dials.charges.push(receipt.clone());
+            Answer::Paid(receipt)
+        };
+        // A 503 charged nothing, so it is not remembered: a retry may try again.
+        if let Some(key) = key
+            && answer != Answer::Unavailable
+        {
+            dials.remember(key, request.clone(), answer.clone());
+        }
+        (Duration::from_millis(dials.behaviour.latency_ms), answer)
     };
     tokio::time::sleep(latency).await;
+    answer.into_response(&request)
+}
 
-    if fails {
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Payment processor unavailable",
+/// The request's `Idempotency-Key`, if it has one, or the 400 for a key the service
+/// cannot keep (empty, too long, not visible ASCII, or sent twice).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid Idempotency-Key",
             format!(
-                "the card network did not answer for order {}; try again later",
-                request.order_id
+                "the Idempotency-Key header {why}; send one key per payment, such as the order id"
             ),
         )
-        .into_response();
+    };
+    if values.next().is_some() {
+        return Err(invalid("appears more than once"));
     }
-    if request.amount_cents > DECLINE_ABOVE_CENTS {
-        return Problem::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "Card declined",
-            format!(
-                "order {}: {} cents is above the card's limit of {DECLINE_ABOVE_CENTS}",
-                request.order_id, request.amount_cents
-            ),
-        )
-        .into_response();
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| key.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| invalid("must be visible ASCII characters"))?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(invalid(&format!(
+            "must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters long, got {}",
+            key.len()
+        )));
     }
-    Json(Receipt {
-        order_id: request.order_id,
-        payment_id,
-    })
-    .into_response()
+    Ok(Some(key.to_owned()))
+}
+
+/// The 409 for a key that already paid for another request.
+fn key_reused(key: &str, first: &PaymentRequest, again: &PaymentRequest) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "Idempotency-Key reused",
+        format!(
+            "the Idempotency-Key \"{key}\" was first sent for order {} of {} cents; this \
+             request is for order {} of {} cents. A new payment needs a new key",
+            first.order_id, first.amount_cents, again.order_id, again.amount_cents
+        ),
+    )
+}
+
+/// What `/pay` decided for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    /// Charged: the receipt.
+    Paid(Receipt),
+    /// The amount is above the card's limit: a 402.
+    Declined,
+    /// The card network did not answer: a 503, nothing charged.
+    Unavailable,
+}
+
+impl Answer {
+    fn into_response(self, request: &PaymentRequest) -> Response {
+        match self {
+            Answer::Paid(receipt) => Json(receipt).into_response(),
+            Answer::Declined => Problem::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "Card declined",
+                format!(
+                    "order {}: {} cents is above the card's limit of {DECLINE_ABOVE_CENTS}",
+                    request.order_id, request.amount_cents
+                ),
+            )
+            .into_response(),
+            Answer::Unavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Payment processor unavailable",
+                format!(
+                    "the card network did not answer for order {}; try again later",
+                    request.order_id
+                ),
+            )
+            .into_response(),
+        }
+    }
 }
 
 async fn get_behaviour(State(state): State<PaymentState>) -> Json<Behaviour> {

@@ -171,9 +171,13 @@ impl SlidingWindow {
 enum Slot {
     /// Can be handed out.
     Free,
-    /// Held by an admitted trial call.
-    InUse,
-    /// Its trial call's outcome is recorded.
+    /// Held by the trial call of this admission: only its permit can free the slot, not
+    /// the permit of an earlier trial that held the slot before.
+    InUse {
+        /// The admission number of the permit that holds the slot.
+        admission: u32,
+    },
+    /// Its trial call's outcome is recorded: the slot stays taken until HalfOpen decides.
     Done,
 }
 
@@ -188,10 +192,13 @@ enum Slot {
 ///   ([`release`](Self::release), for a cancelled call), so HalfOpen can never be stuck;
 /// - a permit from before the latest state transition is stale: handing it back is an
 ///   [`BreakerError::StalePermit`] and changes nothing;
+/// - a permit that is not outstanding (a deserialized copy of one already handed back) is
+///   [`BreakerError::UnknownPermit`] and changes nothing: it cannot free a trial slot that
+///   another call holds now;
 /// - deadlines (end of Open, end of HalfOpen) are applied by [`handle_timeout`](Self::handle_timeout)
 ///   at [`poll_timeout`](Self::poll_timeout), and also lazily by any other call made after them;
 /// - events queue up for [`poll_output`](Self::poll_output): drain them after every input.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct CircuitBreaker {
     config: Config,
     state: State,
@@ -203,6 +210,8 @@ pub struct CircuitBreaker {
     window: SlidingWindow,
     /// Closed and Disabled: permits handed out and not yet returned in this generation.
     in_flight: u32,
+    /// The number of the latest admission (wrapping): every permit carries its own.
+    admissions: u32,
     /// HalfOpen: one entry per permitted trial call.
     trial_slots: Vec<Slot>,
     /// HalfOpen: the recorded outcomes of the trial calls.
@@ -235,6 +244,7 @@ impl CircuitBreaker {
             now: Millis::ZERO,
             window: SlidingWindow::new(config.window),
             in_flight: 0,
+            admissions: 0,
             trial_slots: vec![Slot::Free; config.permitted_calls_in_half_open as usize],
             trials: WindowSnapshot::default(),
             tripped_by: WindowSnapshot::default(),
@@ -245,7 +255,7 @@ impl CircuitBreaker {
             rejected_total: 0,
             dropped_outputs: 0,
             outputs: VecDeque::with_capacity(config.max_queued_outputs.min(1024)),
-            rng: fastrand::Rng::with_seed(config.seed),
+            rng: fastrand::Rng::with_seed(config.jitter_seed()),
             config,
         })
     }
@@ -294,7 +304,7 @@ impl CircuitBreaker {
                 State::HalfOpen => self
                     .trial_slots
                     .iter()
-                    .filter(|s| **s == Slot::InUse)
+                    .filter(|s| matches!(s, Slot::InUse { .. }))
                     .count() as u32,
                 State::Open | State::ForcedOpen => 0,
             },
@@ -314,15 +324,22 @@ impl CircuitBreaker {
         match self.state {
             State::Closed | State::Disabled => {
                 self.in_flight = self.in_flight.saturating_add(1);
-                Ok(Permit::new(self.generation, self.state, 0))
+                let admission = self.next_admission();
+                Ok(Permit::new(self.generation, self.state, 0, admission))
             }
             State::HalfOpen => {
                 // Exactly `permitted_calls_in_half_open` trials: a slot is needed, and a
                 // slot comes back only through `release` or an ignored outcome.
                 match self.trial_slots.iter().position(|s| *s == Slot::Free) {
                     Some(slot) => {
-                        self.trial_slots[slot] = Slot::InUse;
-                        Ok(Permit::new(self.generation, State::HalfOpen, slot as u32))
+                        let admission = self.next_admission();
+                        self.trial_slots[slot] = Slot::InUse { admission };
+                        Ok(Permit::new(
+                            self.generation,
+                            State::HalfOpen,
+                            slot as u32,
+                            admission,
+                        ))
                     }
                     None => Err(self.reject(now, None)),
                 }
@@ -368,7 +385,7 @@ impl CircuitBreaker {
         duration: Millis,
     ) -> Result<(), BreakerError> {
         let now = self.advance(now);
-        self.take_back(permit)?;
+        self.take_back(&permit)?;
         if outcome == Outcome::Ignored {
             self.emit_call_event(Event::Ignored { at: now, duration });
             return Ok(());
@@ -420,10 +437,12 @@ impl CircuitBreaker {
 
     /// Hands back the permit of a call that was cancelled (dropped, timed out by the
     /// caller) before it had an outcome. Nothing is recorded; a HalfOpen trial slot is
-    /// freed for another trial call.
+    /// freed for another trial call. A permit that is not outstanding (already handed
+    /// back) is [`BreakerError::UnknownPermit`], a stale one [`BreakerError::StalePermit`],
+    /// and either changes nothing.
     pub fn release(&mut self, now: Millis, permit: Permit) -> Result<(), BreakerError> {
         let now = self.advance(now);
-        self.take_back(permit)?;
+        self.take_back(&permit)?;
         self.emit_call_event(Event::Released {
             at: now,
             admitted_in: permit.admitted_in(),
@@ -451,6 +470,12 @@ impl CircuitBreaker {
 
     /// Operator: back to Closed with an empty window and no backoff history, from any
     /// state (also from Closed, which empties the window). Outstanding permits become stale.
+    ///
+    /// It always queues [`Event::StateTransition`] to Closed with
+    /// [`TransitionReason::Reset`], from Closed too (Closed to Closed): resilience4j's
+    /// `reset` publishes a transition to CLOSED and a reset event, and this transition is
+    /// both. The jitter is not re-seeded: the next opening draws the next number of the
+    /// same sequence, as resilience4j's reset leaves its random source alone.
     pub fn reset(&mut self, now: Millis) {
         let now = self.advance(now);
         self.transition(now, State::Closed, TransitionReason::Reset);
@@ -571,8 +596,14 @@ impl CircuitBreaker {
     }
     // ANCHOR_END: verdict
 
+    /// The number of a new admission, for its permit.
+    fn next_admission(&mut self) -> u32 {
+        self.admissions = self.admissions.wrapping_add(1);
+        self.admissions
+    }
+
     /// Checks that `permit` is outstanding in the current generation and marks it returned.
-    fn take_back(&mut self, permit: Permit) -> Result<(), BreakerError> {
+    fn take_back(&mut self, permit: &Permit) -> Result<(), BreakerError> {
         if permit.generation() != self.generation {
             return Err(BreakerError::StalePermit {
                 permit: permit.generation(),
@@ -589,8 +620,13 @@ impl CircuitBreaker {
                 Ok(())
             }
             (State::HalfOpen, State::HalfOpen) => {
+                let held_by_this_permit = Slot::InUse {
+                    admission: permit.admission(),
+                };
                 match self.trial_slots.get_mut(permit.slot() as usize) {
-                    Some(slot @ Slot::InUse) => {
+                    // Only the permit of the admission that holds the slot frees it: an
+                    // earlier holder's permit, handed back again, must not.
+                    Some(slot) if *slot == held_by_this_permit => {
                         // Free now; `on_outcome` marks it Done if an outcome is recorded.
                         *slot = Slot::Free;
                         Ok(())
@@ -664,7 +700,8 @@ impl CircuitBreaker {
     }
     // ANCHOR_END: wait_in_open
 
-    /// Counts and (if configured) queues a rejection.
+    /// Counts a rejection, and queues an [`Event::Rejected`] for it only when
+    /// `config.emit_call_events` is on (a rejection is a per-call event).
     fn reject(&mut self, now: Millis, retry_after: Option<Millis>) -> Rejected {
         let rejected = Rejected {
             state: self.state,

@@ -75,8 +75,12 @@ pub struct Config {
     /// so many clients do not all probe a recovering service at the same instant.
     /// `0.0` (the default) means no jitter; must be in `[0, 1)`.
     pub jitter: f64,
-    /// Seed of the jitter's random numbers: the same seed gives the same waits.
-    pub seed: u64,
+    /// Seed of the jitter's random numbers. `Some(n)`: a fixed seed, and the same seed gives
+    /// the same waits (tests, replays, the playground). `None` (the default): each breaker
+    /// seeds itself when it is built (see [`Config::jitter_seed`]), so two instances of a
+    /// service, or two breakers in one process, do not wait alike and probe a recovering
+    /// dependency at the same instant.
+    pub seed: Option<u64>,
     /// Queue an [`Event`](crate::Event) for every call (success, failure, slow, ignored,
     /// rejected, released). State transitions are always queued. Turn this off on a hot
     /// path that only needs transitions and [`Metrics`](crate::Metrics). Default `true`.
@@ -101,7 +105,7 @@ impl Default for Config {
             wait_in_open: Millis::from_secs(60),
             backoff: None,
             jitter: 0.0,
-            seed: 0,
+            seed: None,
             emit_call_events: true,
             max_queued_outputs: 1024,
         }
@@ -218,6 +222,29 @@ impl Config {
         Ok(())
     }
 
+    /// The seed a breaker built from this configuration gives its jitter: the fixed `seed`
+    /// if there is one, otherwise a new per-instance seed on every call.
+    ///
+    /// The per-instance seed hashes a process-wide counter (so two breakers in one process
+    /// differ) with std's [`RandomState`](std::hash::RandomState), whose keys are drawn
+    /// from the operating system once per thread (so two processes differ, even when they
+    /// start at the same instant on identical machines). That is the only randomness the
+    /// breaker ever draws; everything after it is computed from the seed. On a target without
+    /// a source of randomness (WebAssembly in a browser) std's keys may be fixed, and only
+    /// the counter is sure to vary; the playground, like a test, fixes the seed anyway.
+    pub fn jitter_seed(&self) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        static BUILT: AtomicU64 = AtomicU64::new(0);
+        if let Some(seed) = self.seed {
+            return seed;
+        }
+        let mut hasher = std::hash::RandomState::new().build_hasher();
+        hasher.write_u64(BUILT.fetch_add(1, Ordering::Relaxed));
+        hasher.finish()
+    }
+
     /// The number of calls the window must hold before rates are judged:
     /// `minimum_calls`, but never more than a count-based window can hold.
     pub fn effective_minimum_calls(&self) -> u32 {
@@ -295,6 +322,21 @@ mod tests {
         assert_eq!(
             bad(|c| c.max_queued_outputs = 0),
             Err(ConfigError::ZeroOutputQueue)
+        );
+    }
+
+    #[test]
+    fn a_fixed_seed_is_kept_and_a_missing_one_differs_per_breaker() {
+        let fixed = Config {
+            seed: Some(7),
+            ..Config::default()
+        };
+        assert_eq!(fixed.jitter_seed(), 7, "a fixed seed is used as it is");
+        let unseeded = Config::default();
+        assert_ne!(
+            unseeded.jitter_seed(),
+            unseeded.jitter_seed(),
+            "without a fixed seed, every breaker built gets its own"
         );
     }
 

@@ -36,7 +36,10 @@ pub enum TransitionReason {
     ForcedOpen,
     /// An operator disabled the breaker.
     Disabled,
-    /// An operator reset the breaker to a fresh Closed.
+    /// An operator reset the breaker to a fresh Closed. Queued from every state, Closed
+    /// included (`from` and `to` are then both Closed): this transition is the breaker's
+    /// reset event, where resilience4j publishes a transition to CLOSED (from any other
+    /// state) and a separate reset event.
     Reset,
     /// An operator asked for this state explicitly.
     Manual,
@@ -124,8 +127,9 @@ impl Event {
 ///
 /// Each has an ergonomic method too (`try_acquire`, `on_outcome`, `release`, `force_open`,
 /// `disable`, `reset`, `transition_to`); `Input` exists so a recorded trace, a playground
-/// button or a property test can drive the breaker with plain data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// button or a property test can drive the breaker with plain data. Like the [`Permit`]s it
+/// carries, an `Input` is not `Copy` or `Clone`: it is applied once.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Input {
     /// Ask to make a call; answered by [`Output::Permitted`] or [`Output::Rejected`].
@@ -148,7 +152,8 @@ pub enum Input {
     ForceOpen,
     /// Operator: admit everything, record nothing.
     Disable,
-    /// Operator: back to a fresh Closed with an empty window.
+    /// Operator: back to a fresh Closed with an empty window (see
+    /// [`reset`](crate::CircuitBreaker::reset)).
     Reset,
     /// Operator: go to this state (an error if already there).
     TransitionTo {
@@ -160,8 +165,9 @@ pub enum Input {
 
 // ANCHOR: output
 /// What the breaker wants its driver to know, drained with
-/// [`poll_output`](crate::CircuitBreaker::poll_output).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// [`poll_output`](crate::CircuitBreaker::poll_output). Not `Copy` or `Clone`, because
+/// [`Output::Permitted`] carries a [`Permit`].
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Output {
     /// The answer to [`Input::Acquire`]: go ahead, and hand this permit back.

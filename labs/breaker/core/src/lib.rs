@@ -1,9 +1,10 @@
 //! The circuit breaker core: a pure, deterministic state machine with time passed in.
 //!
 //! This crate is what the lab's tower layer (`lab-breaker`), the WASM playground and the
-//! graded tests share. It does no I/O, starts no threads, reads no clock and draws no
-//! entropy (jitter comes from a seeded generator), so it builds for
-//! `wasm32-unknown-unknown` and behaves identically everywhere.
+//! graded tests share. It does no I/O, starts no threads and reads no clock, so it builds
+//! for `wasm32-unknown-unknown`. Its jitter comes from a seeded generator: with a fixed
+//! `Config::seed` it behaves identically everywhere; without one, each breaker draws its
+//! seed once, when it is built ([`Config::jitter_seed`]), so instances do not wait alike.
 //!
 //! The vocabulary is the same in every core of the book (sans-IO, as in quinn-proto):
 //! inputs go in through [`CircuitBreaker::handle_input`] and

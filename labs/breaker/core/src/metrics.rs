@@ -90,7 +90,13 @@ pub struct Metrics {
     pub slow_calls: u32,
     /// Of the buffered calls, ones that were slow and failed.
     pub slow_failed_calls: u32,
-    /// Calls admitted and not yet handed back in the current state.
+    /// Calls this breaker admitted since its latest transition whose permits have not come
+    /// back yet: in Closed and Disabled every such permit; in HalfOpen the trial calls still
+    /// running (a trial whose outcome is recorded holds its slot but is no longer in
+    /// flight); always 0 in Open and ForcedOpen, which admit nothing. Calls admitted before
+    /// the latest transition are not counted: their permits are stale. Calls a driver lets
+    /// through without asking the breaker for a permit are not seen either (the lab's
+    /// lock-free handle admits healthy calls that way and counts them itself).
     pub in_flight: u32,
     /// Calls rejected since the current state began (resilience4j's `notPermittedCalls`).
     pub not_permitted_calls: u64,

@@ -309,7 +309,11 @@ proptest! {
                     };
                     let real = breaker.try_acquire(Millis(at));
                     let expected = model.try_acquire(at);
-                    prop_assert_eq!(real.map(Permit::admitted_in), expected, "{}", context);
+                    prop_assert_eq!(
+                        real.as_ref().map(Permit::admitted_in).map_err(|rejected| *rejected),
+                        expected,
+                        "{}", context
+                    );
                     if let Ok(permit) = real {
                         outstanding.push((permit, model.generation));
                     }
@@ -379,7 +383,8 @@ proptest! {
                     .count() as u32;
                 prop_assert!(
                     trials_in_flight + metrics.buffered_calls <= config.permitted_calls_in_half_open,
-                    "{} trials in flight and {} finished exceed {}; {}",
+                    "invariant: half_open_admits_at_most_n: {} trials in flight and {} finished \
+                     exceed {}; {}",
                     trials_in_flight, metrics.buffered_calls,
                     config.permitted_calls_in_half_open, context
                 );
