@@ -16,6 +16,17 @@ pub fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
+/// Parses `value` as a `T` inside `min..=max`; `None` for anything else.
+pub fn in_range<T>(value: &str, min: T, max: T) -> Option<T>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    value
+        .parse::<T>()
+        .ok()
+        .filter(|parsed| *parsed >= min && *parsed <= max)
+}
+
 /// Parses `value` into `slot` when it is a valid `T` inside `min..=max`; leaves it otherwise.
 ///
 /// Clamping would silently turn a typo into a different scenario; ignoring the value keeps
@@ -24,10 +35,7 @@ pub fn set_in_range<T>(slot: &mut T, value: &str, min: T, max: T)
 where
     T: std::str::FromStr + PartialOrd,
 {
-    if let Ok(parsed) = value.parse::<T>()
-        && parsed >= min
-        && parsed <= max
-    {
+    if let Some(parsed) = in_range(value, min, max) {
         *slot = parsed;
     }
 }
