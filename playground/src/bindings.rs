@@ -1,7 +1,7 @@
 //! The `#[wasm_bindgen]` layer: what the pages' scripts can call.
 //!
 //! Kept thin on purpose. Each method forwards to the plain-Rust simulations in
-//! [`breaker`](crate::breaker) and [`saga`](crate::saga) and hands results
+//! [`breaker`](crate::breaker) and [`saga`](mod@crate::saga) and hands results
 //! to JavaScript as JSON strings: one `JSON.parse` per frame is cheaper in code size than
 //! a generated binding per field, and the JSON is exactly the serde form the labs log.
 

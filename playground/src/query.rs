@@ -6,6 +6,9 @@
 //! or truncated link degrades to defaults instead of breaking the page. Only the characters
 //! the playgrounds write are expected (letters, digits, `.`, `_`, `-`), so no
 //! percent-decoding is needed: anything else simply fails to parse and falls back.
+//!
+//! The settings' table ([`crate::settings`]) reads and writes through these; the breaker's
+//! scenario adds its `do` list of actions and its clock `t` with them.
 
 /// The `key=value` pairs of a query string (a leading `?` is allowed), in order.
 pub fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {

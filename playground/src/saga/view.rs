@@ -61,7 +61,7 @@ pub struct Balances {
     pub stock_reserved: u32,
     /// Whether a courier is booked.
     pub courier_booked: bool,
-    /// The order's status, from the core's semantic lock ([`Saga::order_status`]).
+    /// The order's status, from the core's semantic lock ([`Saga::order_status`](saga_core::Saga::order_status)).
     pub order_status: &'static str,
 }
 
