@@ -1,14 +1,16 @@
 //! The `#[wasm_bindgen]` layer: what the pages' scripts can call.
 //!
 //! Kept thin on purpose. Each method forwards to the plain-Rust simulations in
-//! [`breaker_sim`](crate::breaker_sim) and [`saga_sim`](crate::saga_sim) and hands results
+//! [`breaker`](crate::breaker) and [`saga`](mod@crate::saga) and hands results
 //! to JavaScript as JSON strings: one `JSON.parse` per frame is cheaper in code size than
 //! a generated binding per field, and the JSON is exactly the serde form the labs log.
 
 use wasm_bindgen::prelude::*;
 
-use crate::breaker_sim::{Action, BreakerSettings, BreakerSim, Downstream};
-use crate::saga_sim::{self, SagaSettings};
+use crate::breaker::settings::{FAILURE_PERCENT, RATE};
+use crate::breaker::{Action, BreakerSettings, BreakerSim, Downstream};
+use crate::saga::{self, SagaSettings};
+use crate::settings::Settings;
 
 /// The circuit-breaker playground: a breaker, a simulated downstream and a virtual clock.
 #[wasm_bindgen]
@@ -44,7 +46,7 @@ impl BreakerPlayground {
 
     /// Sets steady traffic's calls per second (1–200; others are ignored).
     pub fn set_rate(&mut self, rate: u32) {
-        if (1..=200).contains(&rate) {
+        if RATE.admits(rate.into()) {
             self.sim.apply(Action::Rate(rate));
         }
     }
@@ -58,7 +60,7 @@ impl BreakerPlayground {
 
     /// Sets the failing downstream's share of failures, in percent (0–100).
     pub fn set_failure_percent(&mut self, percent: u32) {
-        if percent <= 100 {
+        if FAILURE_PERCENT.admits(percent.into()) {
             self.sim.apply(Action::FailurePercent(percent));
         }
     }
@@ -136,7 +138,7 @@ impl SagaPlayground {
     #[wasm_bindgen(constructor)]
     pub fn new(query: &str) -> SagaPlayground {
         let settings = SagaSettings::from_query(query);
-        let run = serde_json::to_string(&saga_sim::run(settings.clone())).unwrap_or_default();
+        let run = serde_json::to_string(&saga::run(settings.clone())).unwrap_or_default();
         SagaPlayground { settings, run }
     }
 

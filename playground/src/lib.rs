@@ -5,15 +5,19 @@
 //! (`playground/web/*.js`) only draw: they press buttons, move the clock and render
 //! the frames these types hand back as JSON.
 //!
-//! - [`breaker_sim`] and [`saga_sim`]: the simulated worlds around each core (a clock, a
-//!   downstream, participants), plain Rust, tested on the host;
-//! - [`bindings`]: the thin `#[wasm_bindgen]` layer the pages call;
-//! - [`query`]: scenarios kept in the page's URL.
+//! - [`breaker`] and [`saga`]: the simulated worlds around each core (a clock, a downstream,
+//!   participants), plain Rust, tested on the host; each is split the same way into its
+//!   settings, its simulation, the view the page draws, and its wording;
+//! - [`settings`]: the settings of both, declared as tables of named, bounded fields with
+//!   their keys in the URL;
+//! - [`query`]: the `key=value` reader and writer under the settings and scenarios;
+//! - [`bindings`]: the thin `#[wasm_bindgen]` layer the pages call.
 
 pub mod bindings;
-pub mod breaker_sim;
+pub mod breaker;
 pub mod query;
-pub mod saga_sim;
+pub mod saga;
+pub mod settings;
 
 pub use bindings::{BreakerPlayground, SagaPlayground};
 

@@ -6,6 +6,9 @@
 //! or truncated link degrades to defaults instead of breaking the page. Only the characters
 //! the playgrounds write are expected (letters, digits, `.`, `_`, `-`), so no
 //! percent-decoding is needed: anything else simply fails to parse and falls back.
+//!
+//! The settings' table ([`crate::settings`]) reads and writes through these; the breaker's
+//! scenario adds its `do` list of actions and its clock `t` with them.
 
 /// The `key=value` pairs of a query string (a leading `?` is allowed), in order.
 pub fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
@@ -16,6 +19,17 @@ pub fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
+/// Parses `value` as a `T` inside `min..=max`; `None` for anything else.
+pub fn in_range<T>(value: &str, min: T, max: T) -> Option<T>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    value
+        .parse::<T>()
+        .ok()
+        .filter(|parsed| *parsed >= min && *parsed <= max)
+}
+
 /// Parses `value` into `slot` when it is a valid `T` inside `min..=max`; leaves it otherwise.
 ///
 /// Clamping would silently turn a typo into a different scenario; ignoring the value keeps
@@ -24,10 +38,7 @@ pub fn set_in_range<T>(slot: &mut T, value: &str, min: T, max: T)
 where
     T: std::str::FromStr + PartialOrd,
 {
-    if let Ok(parsed) = value.parse::<T>()
-        && parsed >= min
-        && parsed <= max
-    {
+    if let Some(parsed) = in_range(value, min, max) {
         *slot = parsed;
     }
 }

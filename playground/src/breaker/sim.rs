@@ -1,5 +1,6 @@
-//! The breaker playground's world: a simulated clock, a simulated downstream and the real
-//! [`CircuitBreaker`] from `breaker-core`, wired together the way the lab's tower layer does.
+//! The breaker playground's simulation: a simulated clock, a simulated downstream and the
+//! real [`CircuitBreaker`] from `breaker-core`, wired together the way the lab's tower layer
+//! does.
 //!
 //! The page never decides anything about the breaker. It presses buttons (send one, send a
 //! burst, steady traffic, change the downstream, the operator's force open, disable and back
@@ -14,366 +15,14 @@
 //! give the same run). So a scenario is fully described by its settings and the list of
 //! actions with their times, which is what [`BreakerSim::query`] writes into the URL.
 
-use breaker_core::{
-    CircuitBreaker, Config, Event, Input, Metrics, Millis, Outcome, Output, Permit, State,
-    TransitionReason, WindowKind,
-};
-use serde::Serialize;
+use breaker_core::{CircuitBreaker, Event, Input, Millis, Outcome, Output, Permit};
 
+use crate::breaker::action::Action;
+use crate::breaker::settings::{BreakerSettings, Downstream};
+use crate::breaker::view::{CallMark, Frame, LogLine, MarkKind, RatePoint, Totals, Transition};
+use crate::breaker::wording;
 use crate::query;
-
-/// How the simulated service behind the breaker behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Downstream {
-    /// Answers quickly and correctly.
-    Healthy,
-    /// Fails (quickly, like a 503) a given percentage of the calls.
-    Failing,
-    /// Answers correctly but slowly: every call takes about the slow latency.
-    Slow,
-}
-
-impl Downstream {
-    fn code(self) -> &'static str {
-        match self {
-            Downstream::Healthy => "healthy",
-            Downstream::Failing => "failing",
-            Downstream::Slow => "slow",
-        }
-    }
-
-    /// Reads the names the page's select uses (`healthy`, `failing`, `slow`).
-    pub fn parse(text: &str) -> Option<Downstream> {
-        [Downstream::Healthy, Downstream::Failing, Downstream::Slow]
-            .into_iter()
-            .find(|mode| mode.code() == text)
-    }
-}
-
-/// Everything the controls set. The field names in the query string are the names of the
-/// page's form fields, so the page restores its controls from [`BreakerSettings::pairs`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct BreakerSettings {
-    /// `true`: the window holds the last N calls; `false`: the calls of the last N seconds.
-    pub count_window: bool,
-    /// N, in calls or seconds.
-    pub window_size: u32,
-    /// Failure-rate threshold, percent.
-    pub failure_threshold: u32,
-    /// Slow-call-rate threshold, percent.
-    pub slow_threshold: u32,
-    /// A call at least this long is slow.
-    pub slow_call_ms: u64,
-    /// No verdict before this many calls are in the window.
-    pub minimum_calls: u32,
-    /// How long Open rejects before trial calls.
-    pub wait_in_open_ms: u64,
-    /// Trial calls in HalfOpen.
-    pub half_open_calls: u32,
-    /// Spread of the wait in Open, percent (0 = none).
-    pub jitter_percent: u32,
-    /// The downstream's behaviour.
-    pub downstream: Downstream,
-    /// Share of failing calls when the downstream is failing, percent.
-    pub failure_percent: u32,
-    /// Latency of a call to a slow downstream.
-    pub slow_latency_ms: u64,
-    /// Calls per second of steady traffic.
-    pub rate: u32,
-    /// Calls in one burst.
-    pub burst: u32,
-    /// Whether steady traffic runs.
-    pub steady: bool,
-    /// Seed of the downstream's randomness and of the breaker's jitter.
-    pub seed: u64,
-}
-
-impl Default for BreakerSettings {
-    /// Small numbers, so a reader sees the breaker trip within a few clicks.
-    fn default() -> Self {
-        BreakerSettings {
-            count_window: true,
-            window_size: 10,
-            failure_threshold: 50,
-            slow_threshold: 80,
-            slow_call_ms: 1000,
-            minimum_calls: 5,
-            wait_in_open_ms: 5000,
-            half_open_calls: 3,
-            jitter_percent: 0,
-            downstream: Downstream::Healthy,
-            failure_percent: 70,
-            slow_latency_ms: 1500,
-            rate: 5,
-            burst: 10,
-            steady: false,
-            seed: 42,
-        }
-    }
-}
-
-impl BreakerSettings {
-    /// Reads the settings from a query string; unknown keys and bad values keep defaults.
-    pub fn from_query(text: &str) -> BreakerSettings {
-        let mut settings = BreakerSettings::default();
-        for (key, value) in query::pairs(text) {
-            let s = &mut settings;
-            match key {
-                "win" => s.count_window = value != "time",
-                "size" => query::set_in_range(&mut s.window_size, value, 1, 1000),
-                "fail" => query::set_in_range(&mut s.failure_threshold, value, 1, 100),
-                "slow" => query::set_in_range(&mut s.slow_threshold, value, 1, 100),
-                "slowms" => query::set_in_range(&mut s.slow_call_ms, value, 1, 600_000),
-                "min" => query::set_in_range(&mut s.minimum_calls, value, 1, 1000),
-                "wait" => query::set_in_range(&mut s.wait_in_open_ms, value, 1, 3_600_000),
-                "trial" => query::set_in_range(&mut s.half_open_calls, value, 1, 100),
-                "jitter" => query::set_in_range(&mut s.jitter_percent, value, 0, 90),
-                "down" => {
-                    if let Some(mode) = Downstream::parse(value) {
-                        s.downstream = mode;
-                    }
-                }
-                "pct" => query::set_in_range(&mut s.failure_percent, value, 0, 100),
-                "lat" => query::set_in_range(&mut s.slow_latency_ms, value, 1, 600_000),
-                "rate" => query::set_in_range(&mut s.rate, value, 1, 200),
-                "burst" => query::set_in_range(&mut s.burst, value, 1, 500),
-                "steady" => s.steady = value == "1",
-                "seed" => query::set_in_range(&mut s.seed, value, 0, u64::MAX),
-                _ => {}
-            }
-        }
-        settings
-    }
-
-    /// The settings as `(form field, value)` pairs: the query string and the page's controls.
-    pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "win",
-                if self.count_window { "count" } else { "time" }.into(),
-            ),
-            ("size", self.window_size.to_string()),
-            ("fail", self.failure_threshold.to_string()),
-            ("slow", self.slow_threshold.to_string()),
-            ("slowms", self.slow_call_ms.to_string()),
-            ("min", self.minimum_calls.to_string()),
-            ("wait", self.wait_in_open_ms.to_string()),
-            ("trial", self.half_open_calls.to_string()),
-            ("jitter", self.jitter_percent.to_string()),
-            ("down", self.downstream.code().into()),
-            ("pct", self.failure_percent.to_string()),
-            ("lat", self.slow_latency_ms.to_string()),
-            ("rate", self.rate.to_string()),
-            ("burst", self.burst.to_string()),
-            ("steady", if self.steady { "1" } else { "0" }.into()),
-            ("seed", self.seed.to_string()),
-        ]
-    }
-
-    /// The core's configuration these settings describe.
-    pub fn config(&self) -> Config {
-        Config {
-            failure_rate_threshold: self.failure_threshold as f32,
-            slow_call_rate_threshold: self.slow_threshold as f32,
-            slow_call_duration: Millis(self.slow_call_ms),
-            permitted_calls_in_half_open: self.half_open_calls,
-            window: if self.count_window {
-                WindowKind::CountBased {
-                    size: self.window_size,
-                }
-            } else {
-                WindowKind::TimeBased {
-                    seconds: self.window_size,
-                }
-            },
-            minimum_calls: self.minimum_calls,
-            wait_in_open: Millis(self.wait_in_open_ms),
-            jitter: f64::from(self.jitter_percent) / 100.0,
-            seed: Some(self.seed),
-            ..Config::default()
-        }
-    }
-}
-
-/// Something the reader did at a moment of the simulated clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Send one call.
-    SendOne,
-    /// Send `burst` calls at the same instant.
-    Burst,
-    /// Start or stop steady traffic.
-    Steady(bool),
-    /// Change the downstream's behaviour.
-    Downstream(Downstream),
-    /// Change the steady traffic's rate.
-    Rate(u32),
-    /// Change the failing downstream's failure percentage.
-    FailurePercent(u32),
-    /// Operator: hold the breaker open ([`Input::ForceOpen`]).
-    ForceOpen,
-    /// Operator: let every call through and record nothing ([`Input::Disable`]).
-    Disable,
-    /// Operator: back to normal, a fresh Closed with an empty window ([`Input::Reset`]).
-    Reset,
-}
-
-impl Action {
-    fn token(self) -> String {
-        match self {
-            Action::SendOne => "1".into(),
-            Action::Burst => "b".into(),
-            Action::Steady(on) => format!("s{}", u8::from(on)),
-            Action::Downstream(mode) => format!("d{}", &mode.code()[..1]),
-            Action::Rate(rate) => format!("r{rate}"),
-            Action::FailurePercent(percent) => format!("p{percent}"),
-            Action::ForceOpen => "f".into(),
-            Action::Disable => "x".into(),
-            Action::Reset => "n".into(),
-        }
-    }
-
-    /// Whether this action changes a setting (rather than doing something to the breaker).
-    fn is_setting(self) -> bool {
-        matches!(
-            self,
-            Action::Steady(_) | Action::Downstream(_) | Action::Rate(_) | Action::FailurePercent(_)
-        )
-    }
-
-    fn parse(token: &str) -> Option<Action> {
-        let (head, rest) =
-            token.split_at(token.char_indices().nth(1).map_or(token.len(), |(i, _)| i));
-        match head {
-            "1" if rest.is_empty() => Some(Action::SendOne),
-            "b" if rest.is_empty() => Some(Action::Burst),
-            "f" if rest.is_empty() => Some(Action::ForceOpen),
-            "x" if rest.is_empty() => Some(Action::Disable),
-            "n" if rest.is_empty() => Some(Action::Reset),
-            "s" => Some(Action::Steady(rest == "1")),
-            "d" => [Downstream::Healthy, Downstream::Failing, Downstream::Slow]
-                .into_iter()
-                .find(|mode| &mode.code()[..1] == rest)
-                .map(Action::Downstream),
-            "r" => rest
-                .parse()
-                .ok()
-                .filter(|r| (1..=200).contains(r))
-                .map(Action::Rate),
-            "p" => rest
-                .parse()
-                .ok()
-                .filter(|p| *p <= 100)
-                .map(Action::FailurePercent),
-            _ => None,
-        }
-    }
-}
-
-/// How one call ended, as the core's events said.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MarkKind {
-    /// `Event::Success`.
-    Success,
-    /// `Event::Failure`.
-    Failure,
-    /// `Event::Success` followed by `Event::SlowCall`.
-    Slow,
-    /// `Event::Failure` followed by `Event::SlowCall`.
-    SlowFailure,
-    /// `Output::Rejected`: the call never reached the downstream.
-    Rejected,
-    /// The outcome came back after a state transition: the core refused the stale permit.
-    Late,
-}
-
-/// One call on the timeline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CallMark {
-    /// 1, 2, 3… in the order calls were sent.
-    pub id: u64,
-    /// When it was sent (and, if rejected, refused).
-    pub sent: u64,
-    /// When its outcome was reported; `None` for a rejected call.
-    pub done: Option<u64>,
-    /// What the core made of it.
-    pub kind: MarkKind,
-}
-
-/// A state change, from `Event::StateTransition`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Transition {
-    /// When.
-    pub at: u64,
-    /// The state left.
-    pub from: State,
-    /// The state entered.
-    pub to: State,
-}
-
-/// The rates the core reported at a moment (`None` while below the minimum calls).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RatePoint {
-    /// When.
-    pub t: u64,
-    /// `Metrics::failure_rate`.
-    pub failure: Option<f32>,
-    /// `Metrics::slow_call_rate`.
-    pub slow: Option<f32>,
-}
-
-/// One line of the event log: a core event in words, and the event itself as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LogLine {
-    /// When.
-    pub t: u64,
-    /// The event's serde tag (`state_transition`, `failure`…), for colouring.
-    pub kind: &'static str,
-    /// What happened, in words.
-    pub text: String,
-    /// The event exactly as the core serialises it (what the lab logs).
-    pub raw: String,
-}
-
-/// Running totals the simulation keeps about its own traffic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Totals {
-    /// Calls sent to the breaker.
-    pub sent: u64,
-    /// Calls the breaker admitted.
-    pub admitted: u64,
-    /// Calls it rejected.
-    pub rejected: u64,
-    /// Outcomes refused as stale.
-    pub late: u64,
-}
-
-/// What changed since the page last looked, plus where things stand now.
-#[derive(Clone, Debug, Serialize)]
-pub struct Frame {
-    /// The simulated clock, in ms.
-    pub now: u64,
-    /// The breaker's state.
-    pub state: State,
-    /// The breaker's metrics (straight from `CircuitBreaker::metrics`).
-    pub metrics: Metrics,
-    /// `CircuitBreaker::poll_timeout`: when the breaker next needs the clock.
-    pub next_timeout: Option<u64>,
-    /// Calls admitted and not yet answered by the downstream.
-    pub pending: usize,
-    /// The simulation's traffic totals.
-    pub totals: Totals,
-    /// New timeline marks.
-    pub marks: Vec<CallMark>,
-    /// New state transitions.
-    pub transitions: Vec<Transition>,
-    /// New rate samples.
-    pub rates: Vec<RatePoint>,
-    /// New log lines.
-    pub log: Vec<LogLine>,
-}
+use crate::settings::Settings;
 
 /// The call a batch of outputs is about.
 #[derive(Clone, Copy, Debug)]
@@ -681,10 +330,7 @@ impl BreakerSim {
             self.log.push(LogLine {
                 t: self.now,
                 kind: "late",
-                text: format!(
-                    "call #{} answered late and was not recorded: {error}",
-                    call.id
-                ),
+                text: wording::late_text(call.id, &error),
                 raw: serde_json::to_string(&error).unwrap_or_default(),
             });
             self.marks.push(CallMark {
@@ -731,51 +377,24 @@ impl BreakerSim {
     }
 
     fn record_event(&mut self, event: Event, call: Option<CallRef>) {
-        let who = call.map_or_else(|| "a call".to_string(), |call| format!("call #{}", call.id));
-        let (kind, text) = match event {
-            Event::StateTransition {
-                at,
-                from,
-                to,
-                reason,
-            } => {
+        match event {
+            Event::StateTransition { at, from, to, .. } => {
                 self.transitions.push(Transition { at: at.0, from, to });
-                (
-                    "state_transition",
-                    format!("{from} → {to}: {}", reason_text(reason, &self.breaker)),
-                )
             }
-            Event::Success { duration, .. } => {
-                self.mark_outcome(call, MarkKind::Success);
-                ("success", format!("{who} succeeded in {duration}"))
-            }
-            Event::Failure { duration, .. } => {
-                self.mark_outcome(call, MarkKind::Failure);
-                ("failure", format!("{who} failed after {duration}"))
-            }
-            Event::SlowCall {
-                duration, failed, ..
-            } => {
-                self.mark_outcome(
-                    call,
-                    if failed {
-                        MarkKind::SlowFailure
-                    } else {
-                        MarkKind::Slow
-                    },
-                );
-                (
-                    "slow_call",
-                    format!(
-                        "{who} was slow: {duration} ≥ {}",
-                        self.breaker.config().slow_call_duration
-                    ),
-                )
-            }
-            Event::Ignored { .. } => ("ignored", format!("{who} was ignored")),
-            Event::Released { .. } => ("released", format!("{who} was released")),
-            Event::Rejected { rejected, .. } => ("rejected", format!("{who}: {rejected}")),
-        };
+            Event::Success { .. } => self.mark_outcome(call, MarkKind::Success),
+            Event::Failure { .. } => self.mark_outcome(call, MarkKind::Failure),
+            Event::SlowCall { failed, .. } => self.mark_outcome(
+                call,
+                if failed {
+                    MarkKind::SlowFailure
+                } else {
+                    MarkKind::Slow
+                },
+            ),
+            Event::Ignored { .. } | Event::Released { .. } | Event::Rejected { .. } => {}
+        }
+        let (kind, text) =
+            wording::event_line(&event, call.map(|call| call.id), self.breaker.config());
         self.log.push(LogLine {
             t: event.at().0,
             kind,
@@ -830,41 +449,10 @@ impl BreakerSim {
     }
 }
 
-fn reason_text(reason: TransitionReason, breaker: &CircuitBreaker) -> String {
-    let config = breaker.config();
-    match reason {
-        TransitionReason::FailureRateExceeded { rate } => format!(
-            "failure rate {}% reached the threshold of {}%",
-            rate.round() as u32,
-            config.failure_rate_threshold.round() as u32
-        ),
-        TransitionReason::SlowCallRateExceeded { rate } => format!(
-            "slow-call rate {}% reached the threshold of {}%",
-            rate.round() as u32,
-            config.slow_call_rate_threshold.round() as u32
-        ),
-        TransitionReason::WaitElapsed => {
-            format!(
-                "the wait in Open elapsed; {} trial call(s) may go through",
-                config.permitted_calls_in_half_open
-            )
-        }
-        TransitionReason::TrialsSucceeded => "the trial calls succeeded".into(),
-        TransitionReason::HalfOpenTimedOut => "HalfOpen did not decide in time".into(),
-        TransitionReason::ForcedOpen => {
-            "an operator forced it open; every call is rejected until back to normal".into()
-        }
-        TransitionReason::Disabled => {
-            "an operator disabled it; every call goes through and nothing is recorded".into()
-        }
-        TransitionReason::Reset => "an operator reset it to Closed with an empty window".into(),
-        TransitionReason::Manual => "set by hand".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use breaker_core::State;
 
     fn failing() -> BreakerSim {
         BreakerSim::from_query("down=failing&pct=100")
@@ -963,39 +551,6 @@ mod tests {
         assert_eq!(a.totals, b.totals);
         assert_eq!(a.metrics, b.metrics);
         assert_eq!(replay.settings().downstream, Downstream::Healthy);
-    }
-
-    #[test]
-    fn settings_round_trip_and_nonsense_falls_back_to_defaults() {
-        let settings = BreakerSettings::from_query("win=time&size=30&fail=25&wait=9000&trial=7");
-        assert!(!settings.count_window);
-        assert_eq!(
-            BreakerSettings::from_query(&query::to_query(settings.pairs())),
-            settings
-        );
-        let nonsense = BreakerSettings::from_query("size=0&fail=250&down=exploding&do=zz.x");
-        assert_eq!(nonsense, BreakerSettings::default());
-    }
-
-    #[test]
-    fn actions_read_back_what_they_write() {
-        for action in [
-            Action::SendOne,
-            Action::Burst,
-            Action::Steady(true),
-            Action::Steady(false),
-            Action::Downstream(Downstream::Slow),
-            Action::Rate(40),
-            Action::FailurePercent(0),
-            Action::ForceOpen,
-            Action::Disable,
-            Action::Reset,
-        ] {
-            assert_eq!(Action::parse(&action.token()), Some(action));
-        }
-        assert_eq!(Action::parse(""), None);
-        assert_eq!(Action::parse("fx"), None);
-        assert_eq!(Action::parse("n1"), None);
     }
 
     fn transitions_to(frame: &Frame) -> Vec<State> {
