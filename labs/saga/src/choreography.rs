@@ -903,7 +903,7 @@ async fn consume(
                     if started.elapsed() + delay > retry.give_up_after {
                         break Some(error);
                     }
-                    tracing::warn!(service = name, message = %message.id, attempt, %error, ?delay, "cannot handle a message yet; retrying");
+                    tracing::warn!(service = name, message_id = %message.id, attempt, %error, ?delay, "cannot handle a message yet; retrying");
                     observe(Note::Retrying {
                         service: name,
                         message_id: message.id.clone(),
@@ -923,7 +923,7 @@ async fn consume(
         };
         match park(&service, message, &error, attempt).await {
             Ok(()) => {
-                tracing::error!(service = name, message = %message.id, %error, "dead-lettered a message after {attempt} tries; re-drive it once the cause is fixed");
+                tracing::error!(service = name, message_id = %message.id, %error, "dead-lettered a message after {attempt} tries; re-drive it once the cause is fixed");
                 observe(Note::DeadLettered {
                     service: name,
                     message_id: message.id.clone(),
@@ -933,7 +933,7 @@ async fn consume(
             }
             Err(park_error) => {
                 let after = retry.redeliver_after;
-                tracing::error!(service = name, message = %message.id, %error, %park_error, ?after, "cannot apply a message nor dead-letter it; the bus delivers it again");
+                tracing::error!(service = name, message_id = %message.id, %error, %park_error, ?after, "cannot apply a message nor dead-letter it; the bus delivers it again");
                 observe(Note::Redelivering {
                     service: name,
                     message_id: message.id.clone(),
