@@ -145,6 +145,8 @@ pub enum Handled {
     Done,
     /// A transient failure: try again later.
     Retry(String),
+    /// The message can never be handled (it is not an order line): park it at once.
+    Poison(String),
 }
 
 /// What a participant does when it sees an event.
@@ -164,7 +166,7 @@ fn react<D: Domain>(
     reaction: &Reaction,
 ) -> Handled {
     let Ok(line) = serde_json::from_slice::<OrderLine>(&message.payload) else {
-        return Handled::Retry(format!("message {} is not an order line", message.id));
+        return Handled::Poison(format!("message {} is not an order line", message.id));
     };
     match seen(&participant.db().lock(), &message.id) {
         Ok(true) => return Handled::Done, // a redelivery: its effect is already committed
@@ -251,7 +253,7 @@ fn order_reaction(db: &Db, message: &Message) -> Handled {
         _ => return Handled::Done,
     };
     let Ok(line) = serde_json::from_slice::<OrderLine>(&message.payload) else {
-        return Handled::Retry(format!("message {} is not an order line", message.id));
+        return Handled::Poison(format!("message {} is not an order line", message.id));
     };
     let result = (|| -> rusqlite::Result<()> {
         let mut connection = db.lock();
@@ -470,7 +472,7 @@ pub fn redrive(service: &Service, message_id: &str) -> Result<(), RedriveError> 
             )?;
             Ok(())
         }
-        Handled::Retry(error) => {
+        Handled::Retry(error) | Handled::Poison(error) => {
             service.db.lock().execute(
                 "UPDATE dead_letter SET error = ?2, attempts = ?3 WHERE message_id = ?1",
                 rusqlite::params![message_id, error, attempts + 1],
@@ -875,7 +877,7 @@ async fn relay(
 
 // ANCHOR: consume
 /// Handles a service's messages one by one: retried with backoff over the policy's window,
-/// then dead-lettered. A message is acknowledged only once its effect or its dead letter is
+/// then dead-lettered (at once if it can never be handled). A message is acknowledged only once its effect or its dead letter is
 /// committed; when neither can be written it goes back to the bus, to come again later.
 async fn consume(
     mut subscription: Subscription,
@@ -898,6 +900,7 @@ async fn consume(
             attempt += 1;
             match service.handle(message).await {
                 Handled::Done => break None,
+                Handled::Poison(error) => break Some(error),
                 Handled::Retry(error) => {
                     let delay = retry.delay(attempt);
                     if started.elapsed() + delay > retry.give_up_after {

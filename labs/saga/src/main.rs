@@ -627,6 +627,15 @@ fn free_order_id(order: &OrderService) -> String {
         .unwrap_or_else(|| "order-1".to_owned())
 }
 
+/// On a resume, says that the flags describing a new saga wait for the next run.
+fn note_new_saga_flags(args: &Args) {
+    if args.crash_at.is_some() || args.fail_at != FailAt::None || args.quantity != 2 {
+        println!(
+            "  (--crash-at, --fail-at and --quantity apply to a new saga: run again once this one has ended)"
+        );
+    }
+}
+
 fn resume_hint(dir: &Path, kept: bool) -> String {
     if kept {
         format!(" with --data-dir {}", dir.display())
@@ -658,6 +667,7 @@ async fn orchestration(
                     unfinished.len()
                 ))
             );
+            note_new_saga_flags(args);
             println!("{}", palette.bold(&narration::header()));
             for (order_id, _) in system.order.resume_unfinished().await? {
                 print_balances(&system.balances(&order_id)?, &order_id, palette);
@@ -737,6 +747,7 @@ async fn choreography_demo(
                     dir.display()
                 ))
             );
+            note_new_saga_flags(args);
             let bus = bus_for(args, dir).await?;
             println!("events travel over the {}", bus.describe());
             println!("{}", palette.bold(&narration::header()));

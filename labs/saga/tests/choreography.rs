@@ -312,3 +312,48 @@ async fn messages_without_a_nats_msg_id_are_not_collapsed_into_one() {
     );
     assert_eq!(system.payment.faults.executions.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_message_that_is_not_an_order_line_is_dead_lettered_at_once_not_retried() {
+    // In-process, on the paused clock: a retry would cost no real time, so count the tries.
+    let system = System::start(
+        &Place::Memory,
+        Some(&Seed::default()),
+        Options {
+            extra_schema: choreography::SCHEMA.to_owned(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let choreography = Choreography::start(&system, Bus::in_process(), None)
+        .await
+        .unwrap();
+    choreography
+        .bus()
+        .publish(Message {
+            id: "garbage-1".to_owned(),
+            event: "OrderCreated".to_owned(),
+            payload: b"not json".to_vec(),
+        })
+        .await
+        .unwrap();
+    let payment = choreography::Service::participant(&system.payment);
+    let mut letters = Vec::new();
+    for _ in 0..MAX_CHECKS {
+        letters = choreography::dead_letters_of(&payment).unwrap();
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].message_id, "garbage-1");
+    assert_eq!(
+        letters[0].attempts, 1,
+        "a message that can never be read is parked at once: {letters:?}"
+    );
+    assert!(
+        letters[0].error.contains("not an order line"),
+        "{letters:?}"
+    );
+}

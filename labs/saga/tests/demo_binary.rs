@@ -331,6 +331,19 @@ fn a_flag_the_role_would_ignore_is_refused() {
         "--crash-at",
     );
     assert_refused(&root, &["--port", &port], "--port");
+    // Choreographed, the order role is honoured, and needs NATS: it says so.
+    assert_refused(
+        &root,
+        &[
+            "--role",
+            "order",
+            "--style",
+            "choreography",
+            "--port",
+            &port,
+        ],
+        "NATS_URL",
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
