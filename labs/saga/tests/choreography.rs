@@ -357,3 +357,56 @@ async fn a_message_that_is_not_an_order_line_is_dead_lettered_at_once_not_retrie
         "{letters:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_listed_and_redriven_over_http() {
+    use tower::ServiceExt;
+    let (system, choreography) =
+        start_with("redrive-http", &Seed::default(), short_retries()).await;
+    system
+        .payment
+        .faults
+        .fail_next
+        .store(u32::MAX, Ordering::SeqCst);
+    choreography.place(&order_line("c-8", 1)).unwrap();
+    wait_for_dead_letter(&choreography).await;
+    system.payment.faults.fail_next.store(0, Ordering::SeqCst);
+    let choreography = std::sync::Arc::new(choreography);
+    let router = choreography::order_router(std::sync::Arc::clone(&choreography));
+    let call = |method: &str, uri: &str| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let listed = router
+        .clone()
+        .oneshot(call("GET", "/dead-letters"))
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let body = axum::body::to_bytes(listed.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("c-8:OrderCreated"),
+        "{body:?}"
+    );
+    let redriven = router
+        .clone()
+        .oneshot(call("POST", "/dead-letters/c-8:OrderCreated/redrive"))
+        .await
+        .unwrap();
+    assert_eq!(redriven.status(), 200);
+    assert_eq!(
+        choreography.settle("c-8", MAX_CHECKS).await,
+        OrderStatus::Approved
+    );
+    let again = router
+        .oneshot(call("POST", "/dead-letters/c-8:OrderCreated/redrive"))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "nothing parked any more");
+    assert_eq!(again.headers()["content-type"], "application/problem+json");
+}
