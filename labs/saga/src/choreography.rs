@@ -24,11 +24,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path as AxumPath, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use saga_core::{CommandKind, OrderStatus, SagaDefinition};
 use tokio::sync::Notify;
@@ -45,6 +40,13 @@ use crate::problem::{Problem, SagaProblem};
 use crate::shipping::Shipping;
 use crate::system::System;
 use crate::transport::Transport;
+
+mod dead_letters;
+mod http;
+
+use dead_letters::park;
+pub use dead_letters::{DeadLetter, RedriveError, dead_letters_of, redrive};
+pub use http::{order_router, participant_router};
 
 /// The tables every service needs for the choreography (added to each database's schema).
 pub const SCHEMA: &str = "
@@ -376,116 +378,6 @@ impl Service {
             .unwrap_or_else(|_| Handled::Retry("the handler panicked".to_owned()))
     }
 }
-
-/// One parked message, as the operator sees it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct DeadLetter {
-    /// The service whose consumer parked it.
-    pub service: String,
-    /// The message's id.
-    pub message_id: String,
-    /// The event.
-    pub event: String,
-    /// The last error.
-    pub error: String,
-    /// How many times it was tried.
-    pub attempts: i64,
-}
-
-/// The dead letters in one service's database, oldest id first.
-pub fn dead_letters_of(service: &Service) -> rusqlite::Result<Vec<DeadLetter>> {
-    let connection = service.db.lock();
-    let mut statement = connection.prepare(
-        "SELECT message_id, event, error, attempts FROM dead_letter ORDER BY message_id",
-    )?;
-    statement
-        .query_map([], |row| {
-            Ok(DeadLetter {
-                service: service.name.to_owned(),
-                message_id: row.get(0)?,
-                event: row.get(1)?,
-                error: row.get(2)?,
-                attempts: row.get(3)?,
-            })
-        })?
-        .collect()
-}
-
-/// Why a dead letter could not be re-driven.
-#[derive(Debug, thiserror::Error)]
-pub enum RedriveError {
-    /// No such dead letter in that service.
-    #[error("{service} has no dead letter `{message_id}`")]
-    NotFound {
-        /// The service asked.
-        service: String,
-        /// The id asked for.
-        message_id: String,
-    },
-    /// The message still fails; it stays parked with the new error.
-    #[error("{service}: `{message_id}` still fails ({error}); it stays a dead letter")]
-    StillFailing {
-        /// The service.
-        service: String,
-        /// The message.
-        message_id: String,
-        /// Why it failed this time.
-        error: String,
-    },
-    /// The database could not be read or written.
-    #[error("{0}")]
-    Storage(#[from] rusqlite::Error),
-}
-
-// ANCHOR: redrive
-/// The operator's way back for a dead letter, once its cause is fixed: runs the service's
-/// reaction to the parked message again. On success the effect, the inbox row and the next
-/// event (in the outbox, for the relay) commit together and the dead letter is gone; on a
-/// new failure it stays parked with the new error.
-pub fn redrive(service: &Service, message_id: &str) -> Result<(), RedriveError> {
-    let parked: Option<(String, String, i64)> = service
-        .db
-        .lock()
-        .query_row(
-            "SELECT event, payload, attempts FROM dead_letter WHERE message_id = ?1",
-            [message_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
-    let Some((event, payload, attempts)) = parked else {
-        return Err(RedriveError::NotFound {
-            service: service.name.to_owned(),
-            message_id: message_id.to_owned(),
-        });
-    };
-    let message = Message {
-        id: message_id.to_owned(),
-        event,
-        payload: payload.into_bytes(),
-    };
-    match (service.handler)(&message) {
-        Handled::Done => {
-            // Already in the inbox (handled meanwhile) or just handled: nothing left parked.
-            service.db.lock().execute(
-                "DELETE FROM dead_letter WHERE message_id = ?1",
-                [message_id],
-            )?;
-            Ok(())
-        }
-        Handled::Retry(error) | Handled::Poison(error) => {
-            service.db.lock().execute(
-                "UPDATE dead_letter SET error = ?2, attempts = ?3 WHERE message_id = ?1",
-                rusqlite::params![message_id, error, attempts + 1],
-            )?;
-            Err(RedriveError::StillFailing {
-                service: service.name.to_owned(),
-                message_id: message_id.to_owned(),
-                error,
-            })
-        }
-    }
-}
-// ANCHOR_END: redrive
 
 /// Something a consumer or relay did that the demo narrates and an operator should see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -877,8 +769,9 @@ async fn relay(
 
 // ANCHOR: consume
 /// Handles a service's messages one by one: retried with backoff over the policy's window,
-/// then dead-lettered (at once if it can never be handled). A message is acknowledged only once its effect or its dead letter is
-/// committed; when neither can be written it goes back to the bus, to come again later.
+/// then dead-lettered (at once if it can never be handled). A message is acknowledged only
+/// once its effect or its dead letter is committed; when neither can be written it goes back
+/// to the bus, to come again later.
 async fn consume(
     mut subscription: Subscription,
     service: Service,
@@ -949,146 +842,3 @@ async fn consume(
     }
 }
 // ANCHOR_END: consume
-
-/// Writes the dead letter (off the async threads: the database may be busy).
-async fn park(
-    service: &Service,
-    message: &Message,
-    error: &str,
-    attempts: u32,
-) -> Result<(), String> {
-    let db = Arc::clone(&service.db);
-    let message = message.clone();
-    let error = error.to_owned();
-    tokio::task::spawn_blocking(move || {
-        db.lock()
-            .execute(
-                "INSERT OR REPLACE INTO dead_letter (message_id, event, payload, error, attempts)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![
-                    message.id,
-                    message.event,
-                    String::from_utf8_lossy(&message.payload),
-                    error,
-                    attempts
-                ],
-            )
-            .map(|_| ())
-            .map_err(|error| error.to_string())
-    })
-    .await
-    .unwrap_or_else(|_| Err("the dead-letter writer panicked".to_owned()))
-}
-
-/// `GET /dead-letters` and `POST /dead-letters/{message_id}/redrive` for the services this
-/// process runs, `GET /health`, and problem+json for unknown routes.
-fn operator_routes(router: Router<Arc<Choreography>>) -> Router<Arc<Choreography>> {
-    router
-        .route("/health", get(|| async { "ok" }))
-        .route(
-            "/dead-letters",
-            get(|State(choreography): State<Arc<Choreography>>| async move {
-                let letters: Vec<DeadLetter> = choreography
-                    .services
-                    .iter()
-                    .filter_map(|service| dead_letters_of(service).ok())
-                    .flatten()
-                    .collect();
-                Json(letters)
-            }),
-        )
-        .route("/dead-letters/{message_id}/redrive", post(redrive_route))
-        .fallback(lab_http::not_found)
-}
-
-async fn redrive_route(
-    State(choreography): State<Arc<Choreography>>,
-    AxumPath(message_id): AxumPath<String>,
-) -> Response {
-    let Some(service) = choreography
-        .services
-        .iter()
-        .find(|service| {
-            dead_letters_of(service)
-                .is_ok_and(|letters| letters.iter().any(|l| l.message_id == message_id))
-        })
-        .map(|service| service.name)
-    else {
-        return Problem::not_found(format!("no dead letter `{message_id}` here")).into_response();
-    };
-    match choreography.redrive(service, &message_id).await {
-        Ok(()) => {
-            Json(serde_json::json!({ "service": service, "redriven": message_id })).into_response()
-        }
-        Err(RedriveError::NotFound { .. }) => {
-            Problem::not_found(format!("no dead letter `{message_id}` here")).into_response()
-        }
-        Err(error) => Problem::unavailable(error.to_string()).into_response(),
-    }
-}
-
-/// The choreographed order service's HTTP face: `POST /orders` (the PENDING row and
-/// `OrderCreated`), `GET /orders/{id}`, and the operator's routes.
-pub fn order_router(choreography: Arc<Choreography>) -> Router {
-    operator_routes(
-        Router::new()
-            .route("/orders", post(create_order))
-            .route("/orders/{id}", get(show_order)),
-    )
-    .with_state(choreography)
-}
-
-async fn create_order(
-    State(choreography): State<Arc<Choreography>>,
-    body: axum::body::Bytes,
-) -> Response {
-    let line: OrderLine = match serde_json::from_slice(&body) {
-        Ok(line) => line,
-        Err(error) => {
-            return Problem::bad_request(format!("the body is not an order: {error}"))
-                .into_response();
-        }
-    };
-    let placing = Arc::clone(&choreography);
-    let placed = tokio::task::spawn_blocking(move || placing.place(&line).map(|()| line))
-        .await
-        .unwrap_or_else(|_| Err(Problem::unavailable("placing the order panicked")));
-    match placed {
-        Ok(line) => (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "order_id": line.order_id, "status": "PENDING" })),
-        )
-            .into_response(),
-        Err(problem) => problem.into_response(),
-    }
-}
-
-async fn show_order(
-    State(choreography): State<Arc<Choreography>>,
-    AxumPath(id): AxumPath<String>,
-) -> Response {
-    let Some(order) = choreography.order() else {
-        return Problem::unavailable("this process does not run the order service").into_response();
-    };
-    match order.view(&id) {
-        Ok(Some(view)) => Json(view).into_response(),
-        Ok(None) => Problem::not_found(format!("no order `{id}`")).into_response(),
-        Err(error) => Problem::unavailable(error.to_string()).into_response(),
-    }
-}
-
-/// A choreographed participant's HTTP face: `GET /state` (its books) and the operator's
-/// routes. It takes no commands: it reacts to events.
-pub fn participant_router<D: Domain>(
-    participant: Arc<Participant<D>>,
-    choreography: Arc<Choreography>,
-) -> Router {
-    operator_routes(Router::new().route(
-        "/state",
-        get(move || {
-            let participant = Arc::clone(&participant);
-            async move { Json(participant.holdings()) }
-        }),
-    ))
-    .with_state(choreography)
-}
