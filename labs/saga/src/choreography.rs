@@ -840,5 +840,9 @@ async fn consume(
             }
         }
     }
+    tracing::error!(
+        service = name,
+        "the bus closed this consumer's subscription; it handles no more messages"
+    );
 }
 // ANCHOR_END: consume
