@@ -3,7 +3,8 @@
 //! The saga lab's choreography uses an in-process bus by default and NATS JetStream when
 //! `NATS_URL` is set; `cargo xtask test` runs its choreography tests once more against a real
 //! `nats-server -js` (Debian's package) on a free loopback port with a fresh storage directory,
-//! stopped when the phase ends.
+//! stopped when the phase ends: the in-process ones over JetStream, the ones that need a
+//! broker (messages from another publisher, one process per service killed with SIGKILL).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -73,13 +74,22 @@ pub fn start(root: &Path) -> Result<NatsServer> {
     bail!("nats-server did not accept connections on {addr}")
 }
 
-/// Run `cargo test -p lab-saga --test choreography` against a fresh JetStream server.
+/// Run the saga's choreography tests (`--test choreography --test choreography_processes`)
+/// against a fresh JetStream server.
 pub fn saga_choreography(root: &Path) -> Result<()> {
     let server = start(root)?;
     step::note(&format!("nats-server -js on {}", server.url));
     let mut cmd = Command::new(tools::cargo());
-    cmd.args(["test", "-p", "lab-saga", "--test", "choreography"])
-        .env("NATS_URL", &server.url);
+    cmd.args([
+        "test",
+        "-p",
+        "lab-saga",
+        "--test",
+        "choreography",
+        "--test",
+        "choreography_processes",
+    ])
+    .env("NATS_URL", &server.url);
     step::run_checked(
         &mut cmd,
         "the saga's choreography tests against NATS JetStream",

@@ -3,10 +3,20 @@
 //!
 //! Both give the same contract to the services: publish a message with an id; each consumer
 //! (one per service, by name) receives every message, at least once, and acknowledges it once
-//! it is handled. Exactly-once *effects* come from the consumer's inbox table, not the bus.
+//! its effect (or its dead letter) is durable. A message that could be neither applied nor
+//! parked is handed back for redelivery, never acknowledged. Exactly-once *effects* come from
+//! the consumer's inbox table, not the bus.
+//!
+//! On NATS, every run of the lab shares one stream, `SAGA_LAB`, with limits (a day's or
+//! 100 000 messages' worth), and each *deployment* (one data directory) has its own subjects
+//! (`saga-lab.<deployment>.<event>`) and durable consumers (`<deployment>-<service>`), so two
+//! demos never see each other's events and a restarted service finds its consumer again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
+use async_nats::jetstream::AckKind;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -22,56 +32,180 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
+/// Where and how the lab's events are kept on a NATS server.
+#[derive(Clone, Debug)]
+pub struct NatsSettings {
+    /// The server (`nats://127.0.0.1:4222`).
+    pub url: String,
+    /// The stream's name, the same for every run.
+    pub stream: String,
+    /// The first token of every subject (`saga-lab`).
+    pub subject_root: String,
+    /// Messages older than this are dropped from the stream.
+    pub max_age: Duration,
+    /// The stream keeps at most this many messages (the oldest go first).
+    pub max_messages: i64,
+    /// How long JetStream waits for an acknowledgement before it redelivers a message, for
+    /// consumers created by this run (a restarted service waits this long for the messages
+    /// its previous run received and never acknowledged).
+    pub ack_wait: Duration,
+    /// A durable consumer unused for this long is removed by the server.
+    pub inactive_threshold: Duration,
+}
+
+impl NatsSettings {
+    /// The lab's stream on the server at `url`: `SAGA_LAB`, a day or 100 000 messages.
+    pub fn lab(url: impl Into<String>) -> NatsSettings {
+        NatsSettings {
+            url: url.into(),
+            stream: "SAGA_LAB".to_owned(),
+            subject_root: "saga-lab".to_owned(),
+            max_age: Duration::from_secs(24 * 3600),
+            max_messages: 100_000,
+            ack_wait: Duration::from_secs(30),
+            inactive_threshold: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// A bus connection.
 #[derive(Clone, Debug)]
 pub enum Bus {
     /// Channels inside this process.
     InProcess(Arc<Mutex<Vec<mpsc::UnboundedSender<Message>>>>),
-    /// A JetStream stream with one durable consumer per service.
-    Nats {
-        /// The JetStream context (boxed: it is large, and the enum is cloned per task).
-        jetstream: Box<async_nats::jetstream::Context>,
-        /// The stream's name (unique per run, so runs do not see each other's events).
-        stream: String,
-        /// The subject prefix (`saga-<run>`); events go to `<prefix>.<event>`.
-        prefix: String,
-    },
+    /// A JetStream stream with one durable consumer per service and deployment.
+    Nats(Box<NatsBus>),
+}
+
+/// The NATS side of a [`Bus`] (boxed in the enum: it is large, and cloned per task).
+#[derive(Clone, Debug)]
+pub struct NatsBus {
+    jetstream: async_nats::jetstream::Context,
+    settings: NatsSettings,
+    deployment: String,
+}
+
+impl NatsBus {
+    /// `saga-lab.<deployment>`: every event of this deployment goes to `<prefix>.<event>`.
+    fn prefix(&self) -> String {
+        format!("{}.{}", self.settings.subject_root, self.deployment)
+    }
 }
 
 /// Messages for one consumer.
 pub enum Subscription {
-    /// From the in-process bus.
-    InProcess(mpsc::UnboundedReceiver<Message>),
+    /// From the in-process bus (and a way to put a message back in the queue).
+    InProcess {
+        /// Messages published on the bus.
+        receiver: mpsc::UnboundedReceiver<Message>,
+        /// This consumer's own queue, for redeliveries.
+        sender: mpsc::UnboundedSender<Message>,
+    },
     /// From a JetStream pull consumer.
-    Nats(Box<async_nats::jetstream::consumer::pull::Stream>),
+    Nats {
+        /// The consumer's messages.
+        messages: Box<async_nats::jetstream::consumer::pull::Stream>,
+        /// Stripped from message ids (`<deployment>:<id>` on the wire).
+        deployment: String,
+        /// Messages a previous run received and never acknowledged, when subscribing.
+        unacknowledged: usize,
+        /// The consumer's ack wait.
+        ack_wait: Duration,
+    },
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Subscription::InProcess(_) => "Subscription::InProcess",
-            Subscription::Nats(_) => "Subscription::Nats",
+            Subscription::InProcess { .. } => "Subscription::InProcess",
+            Subscription::Nats { .. } => "Subscription::Nats",
         })
     }
 }
 
-/// A received message and how to acknowledge it.
+/// A received message and how to acknowledge it (or hand it back).
 #[derive(Debug)]
 pub struct Delivery {
     /// The message.
     pub message: Message,
-    nats: Option<async_nats::jetstream::Message>,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    InProcess(mpsc::UnboundedSender<Message>),
+    Nats(Box<async_nats::jetstream::Message>),
 }
 
 impl Delivery {
-    /// Tells the bus the message is handled (JetStream stops redelivering it).
+    /// Tells the bus the message is handled (JetStream stops redelivering it). Call it only
+    /// once the message's effect, or its dead letter, is committed.
     pub async fn ack(self) {
-        if let Some(message) = self.nats
+        if let Source::Nats(message) = self.source
             && let Err(error) = message.ack().await
         {
             tracing::warn!(%error, "ack failed; the message will be redelivered (the inbox makes that harmless)");
         }
     }
+
+    /// Tells the bus the message is still being worked on (JetStream restarts its ack wait),
+    /// so a long run of retries is not redelivered to this consumer meanwhile.
+    pub async fn in_progress(&self) {
+        if let Source::Nats(message) = &self.source
+            && let Err(error) = message.ack_with(AckKind::Progress).await
+        {
+            tracing::debug!(%error, "progress ack failed");
+        }
+    }
+
+    /// Hands the message back, unhandled: the bus delivers it again after `delay`.
+    pub async fn redeliver(self, delay: Duration) {
+        match self.source {
+            Source::InProcess(queue) => {
+                let message = self.message;
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    // The consumer may be gone (the process is stopping): nothing to do then.
+                    let _ = queue.send(message);
+                });
+            }
+            Source::Nats(message) => {
+                if let Err(error) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                    // No answer: JetStream redelivers it anyway once its ack wait is over.
+                    tracing::warn!(%error, "nak failed; the message comes back after the ack wait");
+                }
+            }
+        }
+    }
+}
+
+// ANCHOR: message_id
+/// The inbox id of a message received from JetStream: its `Nats-Msg-Id` (without this
+/// deployment's prefix) or, for a message published without one, its stream sequence.
+/// Distinct messages never share an id, and a redelivery keeps its id.
+pub fn message_id(header: Option<&str>, deployment: &str, stream_sequence: u64) -> String {
+    match header.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => id
+            .strip_prefix(deployment)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .unwrap_or(id)
+            .to_owned(),
+        None => format!("stream-sequence:{stream_sequence}"),
+    }
+}
+// ANCHOR_END: message_id
+
+/// A name NATS accepts in a consumer name and a subject token: letters, digits, `-`, `_`.
+pub fn token(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl Bus {
@@ -80,34 +214,64 @@ impl Bus {
         Bus::InProcess(Arc::default())
     }
 
-    /// Connects to NATS and creates a stream for this run.
-    pub async fn nats(url: &str, run: &str) -> anyhow::Result<Bus> {
-        let client = async_nats::connect(url).await?;
+    /// Connects to NATS and makes sure the lab's stream exists. `deployment` names this data
+    /// directory's subjects and consumers (see [`token`]).
+    pub async fn nats(settings: &NatsSettings, deployment: &str) -> anyhow::Result<Bus> {
+        let url = &settings.url;
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url.as_str())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to NATS at {url} (from NATS_URL). Start a server with \
+                     JetStream enabled: `nats-server -js` (it listens on nats://127.0.0.1:4222), \
+                     or unset NATS_URL to use the in-process bus"
+                )
+            })?;
         let jetstream = async_nats::jetstream::new(client);
-        let prefix = format!("saga-{run}");
-        let stream = format!(
-            "SAGA_{}",
-            run.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-        );
+        let subject_root = &settings.subject_root;
         jetstream
             .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: stream.clone(),
-                subjects: vec![format!("{prefix}.>")],
+                name: settings.stream.clone(),
+                subjects: vec![format!("{subject_root}.>")],
+                max_age: settings.max_age,
+                max_messages: settings.max_messages,
                 ..Default::default()
             })
-            .await?;
-        Ok(Bus::Nats {
-            jetstream: Box::new(jetstream),
-            stream,
-            prefix,
-        })
+            .await
+            .with_context(|| {
+                format!(
+                    "the NATS server at {url} answered, but cannot keep the stream {}: is \
+                     JetStream enabled? Start the server with `nats-server -js`",
+                    settings.stream
+                )
+            })?;
+        Ok(Bus::Nats(Box::new(NatsBus {
+            jetstream,
+            settings: settings.clone(),
+            deployment: token(deployment),
+        })))
     }
 
     /// `"in-process"` or `"NATS JetStream"`, for the demo and the tests to say which.
     pub fn describe(&self) -> &'static str {
         match self {
             Bus::InProcess(_) => "in-process bus",
-            Bus::Nats { .. } => "NATS JetStream",
+            Bus::Nats(_) => "NATS JetStream",
+        }
+    }
+
+    /// Whether messages survive the process (JetStream) or die with it (in-process).
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Bus::Nats(_))
+    }
+
+    /// The subject an event of this deployment is published on (NATS only).
+    pub fn subject(&self, event: &str) -> Option<String> {
+        match self {
+            Bus::InProcess(_) => None,
+            Bus::Nats(nats) => Some(format!("{}.{event}", nats.prefix())),
         }
     }
 
@@ -121,16 +285,16 @@ impl Bus {
                     .retain(|subscriber| subscriber.send(message.clone()).is_ok());
                 Ok(())
             }
-            Bus::Nats {
-                jetstream, prefix, ..
-            } => {
+            Bus::Nats(nats) => {
                 let mut headers = async_nats::HeaderMap::new();
                 // JetStream drops a second publish with the same id (the relay may publish
                 // twice if it crashes between publishing and marking the row published).
-                headers.insert("Nats-Msg-Id", message.id.as_str());
-                jetstream
+                // The deployment keeps two demos' `order-1:OrderCreated` apart.
+                let id = format!("{}:{}", nats.deployment, message.id);
+                headers.insert("Nats-Msg-Id", id.as_str());
+                nats.jetstream
                     .publish_with_headers(
-                        format!("{prefix}.{}", message.event),
+                        format!("{}.{}", nats.prefix(), message.event),
                         headers,
                         message.payload.into(),
                     )
@@ -147,41 +311,67 @@ impl Bus {
         match self {
             Bus::InProcess(subscribers) => {
                 let (sender, receiver) = mpsc::unbounded_channel();
-                subscribers.lock().push(sender);
-                Ok(Subscription::InProcess(receiver))
+                subscribers.lock().push(sender.clone());
+                Ok(Subscription::InProcess { receiver, sender })
             }
-            Bus::Nats {
-                jetstream,
-                stream,
-                prefix,
-            } => {
-                let stream = jetstream.get_stream(stream).await?;
+            Bus::Nats(nats) => {
+                let stream = nats.jetstream.get_stream(&nats.settings.stream).await?;
+                let durable = format!("{}-{}", nats.deployment, token(name));
                 let consumer = stream
                     .get_or_create_consumer(
-                        name,
+                        &durable,
                         async_nats::jetstream::consumer::pull::Config {
-                            durable_name: Some(name.to_owned()),
-                            filter_subject: format!("{prefix}.>"),
+                            durable_name: Some(durable.clone()),
+                            filter_subject: format!("{}.>", nats.prefix()),
+                            ack_wait: nats.settings.ack_wait,
+                            inactive_threshold: nats.settings.inactive_threshold,
                             ..Default::default()
                         },
                     )
                     .await?;
-                Ok(Subscription::Nats(Box::new(consumer.messages().await?)))
+                let info = consumer.cached_info();
+                let unacknowledged = info.num_ack_pending;
+                let ack_wait = info.config.ack_wait;
+                Ok(Subscription::Nats {
+                    messages: Box::new(consumer.messages().await?),
+                    deployment: nats.deployment.clone(),
+                    unacknowledged,
+                    ack_wait,
+                })
             }
         }
     }
 }
 
 impl Subscription {
+    /// Messages a previous run of this consumer received and never acknowledged, and how
+    /// long JetStream waits before it redelivers them (`None` on the in-process bus).
+    pub fn awaiting_redelivery(&self) -> Option<(usize, Duration)> {
+        match self {
+            Subscription::InProcess { .. } => None,
+            Subscription::Nats {
+                unacknowledged,
+                ack_wait,
+                ..
+            } => (*unacknowledged > 0).then_some((*unacknowledged, *ack_wait)),
+        }
+    }
+
     /// The next message, or `None` when the bus is gone.
     pub async fn next(&mut self) -> Option<Delivery> {
         match self {
-            Subscription::InProcess(receiver) => receiver.recv().await.map(|message| Delivery {
-                message,
-                nats: None,
-            }),
-            Subscription::Nats(stream) => loop {
-                let message = match stream.next().await? {
+            Subscription::InProcess { receiver, sender } => {
+                receiver.recv().await.map(|message| Delivery {
+                    message,
+                    source: Source::InProcess(sender.clone()),
+                })
+            }
+            Subscription::Nats {
+                messages,
+                deployment,
+                ..
+            } => loop {
+                let message = match messages.next().await? {
                     Ok(message) => message,
                     Err(error) => {
                         tracing::warn!(%error, "NATS delivery error");
@@ -194,21 +384,65 @@ impl Subscription {
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                let id = message
+                let sequence = match message.info() {
+                    Ok(info) => info.stream_sequence,
+                    Err(error) => {
+                        // Not a JetStream delivery: it cannot be acknowledged or told apart.
+                        tracing::error!(%error, subject = %message.subject, "a message without JetStream metadata; skipped");
+                        continue;
+                    }
+                };
+                let header = message
                     .headers
                     .as_ref()
                     .and_then(|headers| headers.get("Nats-Msg-Id"))
-                    .map(|value| value.as_str().to_owned())
-                    .unwrap_or_default();
+                    .map(|value| value.as_str().to_owned());
+                let id = message_id(header.as_deref(), deployment, sequence);
                 return Some(Delivery {
                     message: Message {
                         id,
                         event,
                         payload: message.payload.to_vec(),
                     },
-                    nats: Some(message),
+                    source: Source::Nats(Box::new(message)),
                 });
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_without_an_id_is_known_by_its_stream_sequence() {
+        let first = message_id(None, "d1", 7);
+        let second = message_id(None, "d1", 8);
+        assert_ne!(
+            first, second,
+            "two messages without an id stay two messages"
+        );
+        assert_ne!(first, "");
+        assert_eq!(
+            first,
+            message_id(None, "d1", 7),
+            "a redelivery keeps its id"
+        );
+        assert_eq!(message_id(Some(""), "d1", 9), message_id(None, "d1", 9));
+        assert_eq!(message_id(Some("  "), "d1", 9), message_id(None, "d1", 9));
+    }
+
+    #[test]
+    fn a_message_id_loses_its_deployment_prefix_only() {
+        assert_eq!(
+            message_id(Some("d1:o-1:OrderCreated"), "d1", 1),
+            "o-1:OrderCreated"
+        );
+        assert_eq!(
+            message_id(Some("o-1:OrderCreated"), "d1", 1),
+            "o-1:OrderCreated"
+        );
+        assert_eq!(message_id(Some("d10:x"), "d1", 1), "d10:x");
     }
 }

@@ -12,9 +12,15 @@
 //!   committed but the event is lost (or the event is out but the change rolled back);
 //! - **inbox**: the id of each handled message is recorded in the same transaction as its
 //!   effect, so a redelivered message is recognised and skipped;
-//! - **dead_letter**: a message that still fails after a few tries is parked there, with
-//!   the error, for an operator (the demo shows it), instead of blocking the queue.
+//! - **dead_letter**: a message that still fails after retries over [`RetryPolicy`]'s window
+//!   is parked there, with the error, for an operator, instead of blocking the queue; the
+//!   operator re-drives it ([`redrive`]) once the cause is fixed.
+//!
+//! A message is acknowledged only once its effect or its dead letter is committed. If neither
+//! can be written (the database is held by another writer all along), the message goes back
+//! to the bus and comes again later: it is never acknowledged and dropped.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,13 +29,24 @@ use saga_core::{CommandKind, OrderStatus, SagaDefinition};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, Message};
-use crate::db::Db;
+use crate::bus::{Bus, Message, Subscription};
+use crate::db::{self, Db, Storage};
+use crate::inventory::Inventory;
 use crate::line::OrderLine;
-use crate::order;
+use crate::order::{self, OrderService};
 use crate::participant::{Domain, Participant};
+use crate::payment::Payment;
 use crate::problem::{Problem, SagaProblem};
+use crate::shipping::Shipping;
 use crate::system::System;
+use crate::transport::Transport;
+
+mod dead_letters;
+mod http;
+
+use dead_letters::park;
+pub use dead_letters::{DeadLetter, RedriveError, dead_letters_of, redrive};
+pub use http::{order_router, participant_router};
 
 /// The tables every service needs for the choreography (added to each database's schema).
 pub const SCHEMA: &str = "
@@ -43,8 +60,44 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     error TEXT NOT NULL, attempts INTEGER NOT NULL
 );";
 
-/// How many times a consumer tries a message before it dead-letters it.
-pub const MAX_DELIVERY_ATTEMPTS: u32 = 5;
+// ANCHOR: retry_policy
+/// How a consumer retries a message that fails for a transient reason (the database is
+/// busy, a participant's fault), before it parks it as a dead letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The wait after the first failure; each later one doubles, up to `max_delay`.
+    pub first_delay: Duration,
+    /// The longest wait between two tries.
+    pub max_delay: Duration,
+    /// How long a message is retried before it is dead-lettered.
+    pub give_up_after: Duration,
+    /// When neither the effect nor the dead letter can be written: how long the bus keeps
+    /// the message before delivering it again.
+    pub redeliver_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 100 ms doubling to 5 s, for a minute; then a dead letter, or a redelivery 10 s later.
+    fn default() -> Self {
+        RetryPolicy {
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            give_up_after: Duration::from_secs(60),
+            redeliver_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempt`-th failure (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .first_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        doubled.min(self.max_delay)
+    }
+}
+// ANCHOR_END: retry_policy
 
 /// Receives `(service, event)` as events are published, for the demo's narration.
 pub type EventNarrator = Arc<dyn Fn(&str, &Message) + Send + Sync>;
@@ -73,9 +126,15 @@ fn seen(connection: &Connection, message_id: &str) -> rusqlite::Result<bool> {
         .map(|row| row.is_some())
 }
 
+/// Records a handled message; a dead letter of it (re-driven, or redelivered after all) is
+/// settled by the same transaction.
 fn record_inbox(tx: &Transaction<'_>, message_id: &str) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO inbox (message_id) VALUES (?1)",
+        [message_id],
+    )?;
+    tx.execute(
+        "DELETE FROM dead_letter WHERE message_id = ?1",
         [message_id],
     )?;
     Ok(())
@@ -83,11 +142,13 @@ fn record_inbox(tx: &Transaction<'_>, message_id: &str) -> rusqlite::Result<()> 
 
 /// A handler's verdict on one message.
 #[derive(Debug, PartialEq, Eq)]
-enum Handled {
+pub enum Handled {
     /// Done (or nothing to do): acknowledge it.
     Done,
     /// A transient failure: try again later.
     Retry(String),
+    /// The message can never be handled (it is not an order line): park it at once.
+    Poison(String),
 }
 
 /// What a participant does when it sees an event.
@@ -107,7 +168,7 @@ fn react<D: Domain>(
     reaction: &Reaction,
 ) -> Handled {
     let Ok(line) = serde_json::from_slice::<OrderLine>(&message.payload) else {
-        return Handled::Retry(format!("message {} is not an order line", message.id));
+        return Handled::Poison(format!("message {} is not an order line", message.id));
     };
     match seen(&participant.db().lock(), &message.id) {
         Ok(true) => return Handled::Done, // a redelivery: its effect is already committed
@@ -194,14 +255,14 @@ fn order_reaction(db: &Db, message: &Message) -> Handled {
         _ => return Handled::Done,
     };
     let Ok(line) = serde_json::from_slice::<OrderLine>(&message.payload) else {
-        return Handled::Retry(format!("message {} is not an order line", message.id));
+        return Handled::Poison(format!("message {} is not an order line", message.id));
     };
     let result = (|| -> rusqlite::Result<()> {
         let mut connection = db.lock();
         if seen(&connection, &message.id)? {
             return Ok(());
         }
-        let tx = connection.transaction()?;
+        let tx = db::write_transaction(&mut connection)?;
         tx.execute(
             "UPDATE orders SET status = ?2 WHERE id = ?1 AND status = 'PENDING'",
             rusqlite::params![line.order_id, status.as_str()],
@@ -215,10 +276,184 @@ fn order_reaction(db: &Db, message: &Message) -> Handled {
     }
 }
 
-/// The running choreography: four relays and four consumers.
+/// The reaction of participant `service` to `event`, if it has one.
+fn reaction_of(service: &str, event: &str) -> Option<Reaction> {
+    match service {
+        "payment" => payment_reaction(event),
+        "inventory" => inventory_reaction(event),
+        "shipping" => shipping_reaction(event),
+        _ => None,
+    }
+}
+
+/// How one service handles a message (blocking: SQLite work).
+pub type Handler = Arc<dyn Fn(&Message) -> Handled + Send + Sync>;
+
+/// One service's part in the choreography: its database (outbox, inbox, dead letters) and
+/// its reaction to the events it cares about.
+#[derive(Clone)]
+pub struct Service {
+    /// `order`, `payment`, `inventory` or `shipping`: the consumer's name.
+    pub name: &'static str,
+    db: Db,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("name", &self.name).finish()
+    }
+}
+
+impl Service {
+    /// The order service: the saga's last events set the order's status.
+    pub fn order(order: &Arc<OrderService>) -> Service {
+        let db = Arc::clone(order.db());
+        let handler_db = Arc::clone(&db);
+        Service {
+            name: "order",
+            db,
+            handler: Arc::new(move |message| order_reaction(&handler_db, message)),
+        }
+    }
+
+    /// A participant (payment, inventory or shipping) and its reactions.
+    pub fn participant<D: Domain>(participant: &Arc<Participant<D>>) -> Service {
+        let reacting = Arc::clone(participant);
+        Service {
+            name: D::NAME,
+            db: Arc::clone(participant.db()),
+            handler: Arc::new(move |message| match reaction_of(D::NAME, &message.event) {
+                Some(reaction) => react(&reacting, message, &reaction),
+                None => Handled::Done,
+            }),
+        }
+    }
+
+    /// The four services of `system`.
+    pub fn all(system: &System) -> Vec<Service> {
+        vec![
+            Service::order(&system.order),
+            Service::participant(&system.payment),
+            Service::participant(&system.inventory),
+            Service::participant(&system.shipping),
+        ]
+    }
+
+    /// The service's database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Opens the service `name`'s database in `dir` (with the choreography's tables), for an
+    /// operator's command run beside the services.
+    pub fn open_in(dir: &Path, name: &str) -> anyhow::Result<Service> {
+        let storage = Storage::file_in(dir, name);
+        anyhow::ensure!(
+            matches!(&storage, Storage::File(path) if path.exists()),
+            "no database for `{name}` in {} (services: order, payment, inventory, shipping)",
+            dir.display()
+        );
+        Ok(match name {
+            "order" => Service::order(&OrderService::open(
+                &storage,
+                Transport::InProcess(Default::default()),
+                SCHEMA,
+            )?),
+            "payment" => Service::participant(&Participant::<Payment>::open(&storage, SCHEMA)?),
+            "inventory" => Service::participant(&Participant::<Inventory>::open(&storage, SCHEMA)?),
+            "shipping" => Service::participant(&Participant::<Shipping>::open(&storage, SCHEMA)?),
+            other => anyhow::bail!(
+                "no service `{other}` (services: order, payment, inventory, shipping)"
+            ),
+        })
+    }
+
+    /// Runs the handler off the async threads: a busy database makes it wait.
+    async fn handle(&self, message: &Message) -> Handled {
+        let handler = Arc::clone(&self.handler);
+        let message = message.clone();
+        tokio::task::spawn_blocking(move || handler(&message))
+            .await
+            .unwrap_or_else(|_| Handled::Retry("the handler panicked".to_owned()))
+    }
+}
+
+/// Something a consumer or relay did that the demo narrates and an operator should see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A message failed for a transient reason; it is tried again after `delay`.
+    Retrying {
+        /// The consumer.
+        service: &'static str,
+        /// The message.
+        message_id: String,
+        /// Tries so far.
+        attempt: u32,
+        /// Why it failed.
+        error: String,
+        /// The wait before the next try.
+        delay: Duration,
+    },
+    /// A message kept failing and is parked in the dead-letter table.
+    DeadLettered {
+        /// The consumer.
+        service: &'static str,
+        /// The message.
+        message_id: String,
+        /// The last error.
+        error: String,
+    },
+    /// A message could be neither applied nor parked: it goes back to the bus, unacknowledged.
+    Redelivering {
+        /// The consumer.
+        service: &'static str,
+        /// The message.
+        message_id: String,
+        /// Why the dead letter could not be written.
+        error: String,
+        /// When the bus delivers it again.
+        after: Duration,
+    },
+    /// On start: messages the previous run received and never acknowledged, which JetStream
+    /// delivers again once its ack wait is over.
+    AwaitingRedelivery {
+        /// The consumer.
+        service: &'static str,
+        /// How many.
+        messages: usize,
+        /// JetStream's ack wait.
+        ack_wait: Duration,
+    },
+    /// On start (in-process bus): events of unfinished sagas published again, since the
+    /// messages in flight died with the previous process.
+    Republished {
+        /// The publishing service.
+        service: &'static str,
+        /// How many events.
+        messages: usize,
+    },
+}
+
+/// Receives every [`Note`] (the demo prints them).
+pub type Observer = Arc<dyn Fn(&Note) + Send + Sync>;
+
+/// Settings of [`Choreography::start_with`].
+#[derive(Clone, Default)]
+pub struct Settings {
+    /// Called as events are published.
+    pub narrator: Option<EventNarrator>,
+    /// Called on retries, dead letters, redeliveries and recovery.
+    pub observer: Option<Observer>,
+    /// The consumers' retries.
+    pub retry: RetryPolicy,
+}
+
+/// The running choreography: one relay and one consumer per service it runs.
 #[derive(Debug)]
 pub struct Choreography {
-    system: System,
+    order: Option<Arc<OrderService>>,
+    services: Vec<Service>,
     notify: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
     bus: Bus,
@@ -240,68 +475,97 @@ impl Choreography {
         bus: Bus,
         narrator: Option<EventNarrator>,
     ) -> anyhow::Result<Choreography> {
+        Choreography::start_with(
+            system,
+            bus,
+            Settings {
+                narrator,
+                ..Settings::default()
+            },
+        )
+        .await
+    }
+
+    /// [`start`](Self::start) with every setting.
+    pub async fn start_with(
+        system: &System,
+        bus: Bus,
+        settings: Settings,
+    ) -> anyhow::Result<Choreography> {
+        Choreography::start_services(
+            Service::all(system),
+            Some(Arc::clone(&system.order)),
+            bus,
+            settings,
+        )
+        .await
+    }
+
+    /// Starts the relays and consumers of `services` only (one service per process, on
+    /// NATS). `order` is the order service when it is one of them: it places orders and
+    /// knows which sagas are unfinished.
+    pub async fn start_services(
+        services: Vec<Service>,
+        order: Option<Arc<OrderService>>,
+        bus: Bus,
+        settings: Settings,
+    ) -> anyhow::Result<Choreography> {
         let notify = Arc::new(Notify::new());
+        let observe = |note: Note| {
+            if let Some(observer) = &settings.observer {
+                observer(&note);
+            }
+        };
+        // The in-process bus dies with the process: a message in flight then is lost. On
+        // start, every event of an unfinished saga goes out again (inboxes skip the copies).
+        let mut republish: Vec<Vec<(i64, Message)>> = vec![Vec::new(); services.len()];
+        if !bus.is_durable()
+            && let Some(order) = &order
+        {
+            let pending = pending_orders(order.db())?;
+            if !pending.is_empty() {
+                for (index, service) in services.iter().enumerate() {
+                    republish[index] = published_events_of(&service.db, &pending)?;
+                    if !republish[index].is_empty() {
+                        observe(Note::Republished {
+                            service: service.name,
+                            messages: republish[index].len(),
+                        });
+                    }
+                }
+            }
+        }
         let mut tasks = Vec::new();
-        let dbs: [(&str, Db); 4] = [
-            ("order", Arc::clone(system.order.db())),
-            ("payment", Arc::clone(system.payment.db())),
-            ("inventory", Arc::clone(system.inventory.db())),
-            ("shipping", Arc::clone(system.shipping.db())),
-        ];
-        for (name, db) in &dbs {
-            tasks.push(tokio::spawn(relay(
-                name,
-                Arc::clone(db),
-                bus.clone(),
+        for service in &services {
+            let subscription = bus.subscribe(service.name).await?;
+            if let Some((messages, ack_wait)) = subscription.awaiting_redelivery() {
+                observe(Note::AwaitingRedelivery {
+                    service: service.name,
+                    messages,
+                    ack_wait,
+                });
+            }
+            tasks.push(tokio::spawn(consume(
+                subscription,
+                service.clone(),
                 Arc::clone(&notify),
-                narrator.clone(),
+                settings.clone(),
             )));
         }
-        type Handler = Box<dyn Fn(&Message) -> Handled + Send + Sync>;
-        let payment = Arc::clone(&system.payment);
-        let inventory = Arc::clone(&system.inventory);
-        let shipping = Arc::clone(&system.shipping);
-        let order_db = Arc::clone(system.order.db());
-        let handlers: [(&str, Db, Handler); 4] = [
-            (
-                "payment",
-                Arc::clone(system.payment.db()),
-                Box::new(move |m| match payment_reaction(&m.event) {
-                    Some(reaction) => react(&payment, m, &reaction),
-                    None => Handled::Done,
-                }),
-            ),
-            (
-                "inventory",
-                Arc::clone(system.inventory.db()),
-                Box::new(move |m| match inventory_reaction(&m.event) {
-                    Some(reaction) => react(&inventory, m, &reaction),
-                    None => Handled::Done,
-                }),
-            ),
-            (
-                "shipping",
-                Arc::clone(system.shipping.db()),
-                Box::new(move |m| match shipping_reaction(&m.event) {
-                    Some(reaction) => react(&shipping, m, &reaction),
-                    None => Handled::Done,
-                }),
-            ),
-            (
-                "order",
-                Arc::clone(system.order.db()),
-                Box::new(move |m| order_reaction(&order_db, m)),
-            ),
-        ];
-        for (name, db, handler) in handlers {
-            let subscription = bus.subscribe(name).await?;
-            let notify = Arc::clone(&notify);
-            tasks.push(tokio::spawn(async move {
-                consume(subscription, db, handler, notify).await;
-            }));
+        // Consumers first, so the in-process bus has someone to deliver to.
+        for (service, again) in services.iter().zip(republish) {
+            tasks.push(tokio::spawn(relay(
+                service.name,
+                Arc::clone(&service.db),
+                bus.clone(),
+                Arc::clone(&notify),
+                settings.narrator.clone(),
+                again,
+            )));
         }
         Ok(Choreography {
-            system: system.clone(),
+            order,
+            services,
             notify,
             tasks,
             bus,
@@ -313,42 +577,38 @@ impl Choreography {
         &self.bus
     }
 
+    /// The order service, when this choreography runs it.
+    pub fn order(&self) -> Option<&Arc<OrderService>> {
+        self.order.as_ref()
+    }
+
     // ANCHOR: place
     /// Places an order: the PENDING row and the `OrderCreated` event, in one transaction.
     pub fn place(&self, line: &OrderLine) -> Result<(), Problem> {
-        line.validate()?;
-        let result = (|| -> rusqlite::Result<bool> {
-            let mut connection = self.system.order.db().lock();
-            let tx = connection.transaction()?;
-            let inserted = order::insert_pending(&tx, line)?;
-            if inserted {
-                enqueue(&tx, "OrderCreated", line)?;
-            }
-            tx.commit()?;
-            Ok(inserted)
-        })();
-        match result {
-            Ok(false) => Err(order::order_exists(line)),
-            Ok(true) => {
-                self.notify.notify_waiters();
-                Ok(())
-            }
-            Err(error) => Err(Problem::unavailable(error.to_string())),
-        }
+        let Some(order) = &self.order else {
+            return Err(Problem::unavailable(
+                "this process does not run the order service",
+            ));
+        };
+        place_in(order.db(), line)?;
+        self.notify.notify_waiters();
+        Ok(())
     }
     // ANCHOR_END: place
+
+    /// The order's status now (PENDING if it cannot be read).
+    pub fn status(&self, order_id: &str) -> OrderStatus {
+        self.order
+            .as_ref()
+            .and_then(|order| order.view(order_id).ok().flatten())
+            .map_or(OrderStatus::Pending, |view| view.status)
+    }
 
     /// Waits until the order is no longer PENDING (checking every few milliseconds, at most
     /// `max_checks` times) and returns its status.
     pub async fn settle(&self, order_id: &str, max_checks: u32) -> OrderStatus {
         for _ in 0..max_checks {
-            let status = self
-                .system
-                .order
-                .view(order_id)
-                .ok()
-                .flatten()
-                .map_or(OrderStatus::Pending, |view| view.status);
+            let status = self.status(order_id);
             if status != OrderStatus::Pending {
                 return status;
             }
@@ -357,61 +617,122 @@ impl Choreography {
         OrderStatus::Pending
     }
 
+    /// Orders whose saga has not ended (none if this process does not run the order service).
+    pub fn unfinished(&self) -> Vec<String> {
+        self.order
+            .as_ref()
+            .and_then(|order| pending_orders(order.db()).ok())
+            .unwrap_or_default()
+    }
+
     /// Every service's dead letters: `(service, message id, error)`.
     pub fn dead_letters(&self) -> Vec<(String, String, String)> {
-        let mut letters = Vec::new();
-        for (name, db) in [
-            ("order", self.system.order.db()),
-            ("payment", self.system.payment.db()),
-            ("inventory", self.system.inventory.db()),
-            ("shipping", self.system.shipping.db()),
-        ] {
-            let connection = db.lock();
-            if let Ok(mut statement) =
-                connection.prepare("SELECT message_id, error FROM dead_letter ORDER BY message_id")
-                && let Ok(rows) =
-                    statement.query_map([], |row| Ok((name.to_owned(), row.get(0)?, row.get(1)?)))
-            {
-                letters.extend(rows.filter_map(Result::ok));
-            }
-        }
-        letters
+        self.services
+            .iter()
+            .filter_map(|service| dead_letters_of(service).ok())
+            .flatten()
+            .map(|letter| (letter.service, letter.message_id, letter.error))
+            .collect()
     }
+
+    /// Re-drives one of this process's dead letters (see [`redrive`]).
+    pub async fn redrive(&self, service: &str, message_id: &str) -> Result<(), RedriveError> {
+        let Some(found) = self.services.iter().find(|s| s.name == service).cloned() else {
+            return Err(RedriveError::NotFound {
+                service: service.to_owned(),
+                message_id: message_id.to_owned(),
+            });
+        };
+        let id = message_id.to_owned();
+        let result = tokio::task::spawn_blocking(move || redrive(&found, &id))
+            .await
+            .unwrap_or_else(|_| {
+                Err(RedriveError::StillFailing {
+                    service: service.to_owned(),
+                    message_id: message_id.to_owned(),
+                    error: "the handler panicked".to_owned(),
+                })
+            });
+        self.notify.notify_waiters(); // the next event is in the outbox
+        result
+    }
+}
+
+/// Places an order in the order database: the PENDING row and the `OrderCreated` event, in
+/// one transaction (the relay publishes the event).
+pub fn place_in(order_db: &Db, line: &OrderLine) -> Result<(), Problem> {
+    line.validate()?;
+    let result = (|| -> rusqlite::Result<bool> {
+        let mut connection = order_db.lock();
+        let tx = db::write_transaction(&mut connection)?;
+        let inserted = order::insert_pending(&tx, line)?;
+        if inserted {
+            enqueue(&tx, "OrderCreated", line)?;
+        }
+        tx.commit()?;
+        Ok(inserted)
+    })();
+    match result {
+        Ok(false) => Err(order::order_exists(line)),
+        Ok(true) => Ok(()),
+        Err(error) => Err(Problem::unavailable(format!("the order database: {error}"))),
+    }
+}
+
+fn pending_orders(order_db: &Db) -> rusqlite::Result<Vec<String>> {
+    let connection = order_db.lock();
+    let mut statement =
+        connection.prepare("SELECT id FROM orders WHERE status = 'PENDING' ORDER BY id")?;
+    statement.query_map([], |row| row.get(0))?.collect()
+}
+
+/// The already published outbox rows of the given orders, oldest first.
+fn published_events_of(db: &Db, orders: &[String]) -> rusqlite::Result<Vec<(i64, Message)>> {
+    let connection = db.lock();
+    let mut statement = connection.prepare(
+        "SELECT id, message_id, event, payload FROM outbox
+         WHERE published = 1 AND json_extract(payload, '$.order_id') IN (SELECT value FROM json_each(?1))
+         ORDER BY id",
+    )?;
+    let orders = serde_json::to_string(orders).unwrap_or_else(|_| "[]".to_owned());
+    statement.query_map([orders], outbox_row)?.collect()
+}
+
+fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Message)> {
+    Ok((
+        row.get(0)?,
+        Message {
+            id: row.get(1)?,
+            event: row.get(2)?,
+            payload: row.get::<_, String>(3)?.into_bytes(),
+        },
+    ))
 }
 
 // ANCHOR: relay
 /// Publishes a service's outbox, oldest first, and marks each row published afterwards.
 /// A crash between the two publishes the event again on restart: consumers' inboxes (and
-/// JetStream's dedup by message id) make that harmless.
+/// JetStream's dedup by message id) make that harmless. `again` are rows published by a
+/// previous process that the in-process bus lost with it: they go out first.
 async fn relay(
     service: &'static str,
     db: Db,
     bus: Bus,
     notify: Arc<Notify>,
     narrator: Option<EventNarrator>,
+    mut again: Vec<(i64, Message)>,
 ) {
     loop {
-        let batch: Vec<(i64, Message)> = {
+        let batch: Vec<(i64, Message)> = if again.is_empty() {
             let connection = db.lock();
             let rows = connection
                 .prepare(
                     "SELECT id, message_id, event, payload FROM outbox WHERE published = 0 ORDER BY id LIMIT 64",
                 )
-                .and_then(|mut statement| {
-                    statement
-                        .query_map([], |row| {
-                            Ok((
-                                row.get(0)?,
-                                Message {
-                                    id: row.get(1)?,
-                                    event: row.get(2)?,
-                                    payload: row.get::<_, String>(3)?.into_bytes(),
-                                },
-                            ))
-                        })?
-                        .collect()
-                });
+                .and_then(|mut statement| statement.query_map([], outbox_row)?.collect());
             rows.unwrap_or_default()
+        } else {
+            std::mem::take(&mut again)
         };
         if batch.is_empty() {
             tokio::select! {
@@ -429,10 +750,16 @@ async fn relay(
             if let Some(narrator) = &narrator {
                 narrator(service, &message);
             }
-            let marked = db
-                .lock()
-                .execute("UPDATE outbox SET published = 1 WHERE id = ?1", [id]);
-            if let Err(error) = marked {
+            let marking = Arc::clone(&db);
+            let marked = tokio::task::spawn_blocking(move || {
+                marking.lock().execute(
+                    "UPDATE outbox SET published = 1 WHERE id = ?1 AND published = 0",
+                    [id],
+                )
+            })
+            .await;
+            if let Ok(Err(error)) = marked {
+                // Published but not marked: it goes out again (a harmless duplicate).
                 tracing::warn!(%error, service, "could not mark an outbox row published");
             }
         }
@@ -441,45 +768,81 @@ async fn relay(
 // ANCHOR_END: relay
 
 // ANCHOR: consume
-/// Handles a service's messages one by one: retried with backoff on transient failures,
-/// dead-lettered after [`MAX_DELIVERY_ATTEMPTS`], acknowledged either way.
+/// Handles a service's messages one by one: retried with backoff over the policy's window,
+/// then dead-lettered (at once if it can never be handled). A message is acknowledged only
+/// once its effect or its dead letter is committed; when neither can be written it goes back
+/// to the bus, to come again later.
 async fn consume(
-    mut subscription: crate::bus::Subscription,
-    db: Db,
-    handler: Box<dyn Fn(&Message) -> Handled + Send + Sync>,
+    mut subscription: Subscription,
+    service: Service,
     notify: Arc<Notify>,
+    settings: Settings,
 ) {
+    let retry = settings.retry;
+    let observe = |note: Note| {
+        if let Some(observer) = &settings.observer {
+            observer(&note);
+        }
+    };
+    let name = service.name;
     while let Some(delivery) = subscription.next().await {
-        let mut attempts = 0;
-        loop {
-            match handler(&delivery.message) {
-                Handled::Done => break,
+        let message = &delivery.message;
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0;
+        let failure = loop {
+            attempt += 1;
+            match service.handle(message).await {
+                Handled::Done => break None,
+                Handled::Poison(error) => break Some(error),
                 Handled::Retry(error) => {
-                    attempts += 1;
-                    if attempts >= MAX_DELIVERY_ATTEMPTS {
-                        let message = &delivery.message;
-                        let parked = db.lock().execute(
-                            "INSERT OR REPLACE INTO dead_letter (message_id, event, payload, error, attempts)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                            rusqlite::params![
-                                message.id,
-                                message.event,
-                                String::from_utf8_lossy(&message.payload),
-                                error,
-                                attempts
-                            ],
-                        );
-                        if let Err(error) = parked {
-                            tracing::error!(%error, "could not dead-letter a message");
-                        }
-                        break;
+                    let delay = retry.delay(attempt);
+                    if started.elapsed() + delay > retry.give_up_after {
+                        break Some(error);
                     }
-                    tokio::time::sleep(Duration::from_millis(10 << attempts)).await;
+                    tracing::warn!(service = name, message_id = %message.id, attempt, %error, ?delay, "cannot handle a message yet; retrying");
+                    observe(Note::Retrying {
+                        service: name,
+                        message_id: message.id.clone(),
+                        attempt,
+                        error,
+                        delay,
+                    });
+                    delivery.in_progress().await;
+                    tokio::time::sleep(delay).await;
                 }
             }
+        };
+        let Some(error) = failure else {
+            notify.notify_waiters(); // a handled message usually wrote an outbox row
+            delivery.ack().await;
+            continue;
+        };
+        match park(&service, message, &error, attempt).await {
+            Ok(()) => {
+                tracing::error!(service = name, message_id = %message.id, %error, "dead-lettered a message after {attempt} tries; re-drive it once the cause is fixed");
+                observe(Note::DeadLettered {
+                    service: name,
+                    message_id: message.id.clone(),
+                    error,
+                });
+                delivery.ack().await;
+            }
+            Err(park_error) => {
+                let after = retry.redeliver_after;
+                tracing::error!(service = name, message_id = %message.id, %error, %park_error, ?after, "cannot apply a message nor dead-letter it; the bus delivers it again");
+                observe(Note::Redelivering {
+                    service: name,
+                    message_id: message.id.clone(),
+                    error: park_error,
+                    after,
+                });
+                delivery.redeliver(after).await;
+            }
         }
-        notify.notify_waiters(); // a handled message usually wrote an outbox row
-        delivery.ack().await;
     }
+    tracing::error!(
+        service = name,
+        "the bus closed this consumer's subscription; it handles no more messages"
+    );
 }
 // ANCHOR_END: consume

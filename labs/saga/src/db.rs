@@ -9,7 +9,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+/// How long a statement waits for another connection's write lock before failing with
+/// "database is locked". Only a write transaction that asks for the lock up front
+/// ([`write_transaction`]) is sure to wait: a deferred one that has already read fails at once.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A service's database connection, shared by its handlers.
 ///
@@ -41,7 +46,19 @@ pub fn open(storage: &Storage, schema: &str) -> rusqlite::Result<Db> {
     };
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.execute_batch(schema)?;
     Ok(Arc::new(Mutex::new(connection)))
 }
+
+// ANCHOR: write_transaction
+/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`).
+///
+/// SQLite's default (`BEGIN DEFERRED`) takes the lock at the first write. If another writer
+/// holds it by then, the transaction has already read a snapshot and cannot wait: it fails
+/// with "database is locked" at once, whatever the busy timeout. Asking first makes the
+/// busy timeout apply, and what the transaction reads is current when it writes.
+pub fn write_transaction(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    connection.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+// ANCHOR_END: write_transaction

@@ -1,12 +1,88 @@
 //! The demo's live sequence diagram: one line per message, in four lanes, like the guide's
 //! diagram but in the terminal.
+//!
+//! Colours are decided once, at the edge: [`Palette::detect`] paints only for a terminal
+//! without `NO_COLOR` (<https://no-color.org>); pipes, files and snapshots get plain text.
+
+use std::io::IsTerminal;
 
 use owo_colors::OwoColorize;
 use saga_core::{CommandKind, Event, LogEntry};
 
+use crate::choreography::Note as ChoreographyNote;
 use crate::line::Reply;
 use crate::order::Note;
 use crate::system::Balances;
+
+/// Whether to paint the output, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Palette {
+    colored: bool,
+}
+
+impl Palette {
+    /// Plain text: pipes, files, snapshots and `NO_COLOR`.
+    pub const PLAIN: Palette = Palette { colored: false };
+    /// ANSI colours.
+    pub const COLORED: Palette = Palette { colored: true };
+
+    /// Colours when standard output is a terminal and `NO_COLOR` is unset or empty.
+    pub fn detect() -> Palette {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        Palette {
+            colored: !no_color && std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn paint(self, text: &str, paint: fn(&str) -> String) -> String {
+        if self.colored {
+            paint(text)
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// Bold.
+    pub fn bold(self, text: &str) -> String {
+        self.paint(text, |t| t.bold().to_string())
+    }
+    /// Red: failures and dead letters.
+    pub fn red(self, text: &str) -> String {
+        self.paint(text, |t| t.red().to_string())
+    }
+    /// Bold red: what an operator must look at.
+    pub fn alarm(self, text: &str) -> String {
+        self.paint(text, |t| t.red().bold().to_string())
+    }
+    /// Green: success.
+    pub fn green(self, text: &str) -> String {
+        self.paint(text, |t| t.green().to_string())
+    }
+    /// Bold green: a saga completed.
+    pub fn success(self, text: &str) -> String {
+        self.paint(text, |t| t.green().bold().to_string())
+    }
+    /// Yellow: retries and waits.
+    pub fn yellow(self, text: &str) -> String {
+        self.paint(text, |t| t.yellow().to_string())
+    }
+    /// Bold yellow: a saga compensated.
+    pub fn undone(self, text: &str) -> String {
+        self.paint(text, |t| t.yellow().bold().to_string())
+    }
+    /// Cyan: actions.
+    pub fn cyan(self, text: &str) -> String {
+        self.paint(text, |t| t.cyan().to_string())
+    }
+    /// Magenta: compensations.
+    pub fn magenta(self, text: &str) -> String {
+        self.paint(text, |t| t.magenta().to_string())
+    }
+    /// Dimmed: asides.
+    pub fn dimmed(self, text: &str) -> String {
+        self.paint(text, |t| t.dimmed().to_string())
+    }
+}
 
 const LANES: [&str; 4] = ["order", "payment", "inventory", "shipping"];
 const WIDTH: usize = 18;
@@ -63,41 +139,30 @@ pub fn arrow(from: usize, to: usize, label: &str) -> String {
 }
 
 /// The narration of one orchestrator note, or `None` for notes not worth a line.
-pub fn orchestrator_line(note: &Note) -> Option<String> {
+pub fn orchestrator_line(note: &Note, palette: Palette) -> Option<String> {
     match note {
-        Note::Logged(_, entry) => logged(entry),
-        Note::Replied(command, reply) => Some(replied(command, reply)),
+        Note::Logged(_, entry) => logged(entry, palette),
+        Note::Replied(command, reply) => Some(replied(command, reply, palette)),
     }
 }
 
-fn logged(entry: &LogEntry) -> Option<String> {
+fn logged(entry: &LogEntry, palette: Palette) -> Option<String> {
     let text = match &entry.event {
-        Event::SagaStarted => format!(
-            "{}",
-            "saga started: order is PENDING (semantic lock)".bold()
-        ),
+        Event::SagaStarted => palette.bold("saga started: order is PENDING (semantic lock)"),
         Event::StepStarted { step, attempt } if *attempt > 1 => {
-            format!(
-                "{}",
-                format!("retry step {step}, try {attempt} (after backoff)").yellow()
-            )
+            palette.yellow(&format!("retry step {step}, try {attempt} (after backoff)"))
         }
-        Event::SagaCompleted => format!("{}", "✅ saga completed: order APPROVED".green().bold()),
-        Event::SagaCompensated => {
-            format!("{}", "↩ saga compensated: order CANCELLED".yellow().bold())
-        }
-        Event::NeedsAttention { step } => format!(
-            "{}",
-            format!("⚠ compensation of step {step} keeps failing: NEEDS ATTENTION")
-                .red()
-                .bold()
-        ),
+        Event::SagaCompleted => palette.success("✅ saga completed: order APPROVED"),
+        Event::SagaCompensated => palette.undone("↩ saga compensated: order CANCELLED"),
+        Event::NeedsAttention { step } => palette.alarm(&format!(
+            "⚠ compensation of step {step} keeps failing: NEEDS ATTENTION"
+        )),
         _ => return None,
     };
-    Some(format!("  {} {text}", "·".dimmed()))
+    Some(format!("  {} {text}", palette.dimmed("·")))
 }
 
-fn replied(command: &saga_core::Command, reply: &Reply) -> String {
+fn replied(command: &saga_core::Command, reply: &Reply, palette: Palette) -> String {
     let to = lane(&command.participant);
     let verb = match command.kind {
         CommandKind::Action => command.operation.clone(),
@@ -116,39 +181,102 @@ fn replied(command: &saga_core::Command, reply: &Reply) -> String {
     let out = arrow(0, to, &verb);
     let back = arrow(to, 0, &format!("{mark} {}", reply.status));
     let out = match command.kind {
-        CommandKind::Action => out.cyan().to_string(),
-        CommandKind::Compensation => out.magenta().to_string(),
+        CommandKind::Action => palette.cyan(&out),
+        CommandKind::Compensation => palette.magenta(&out),
     };
     format!("{out}\n{back}{detail}")
 }
 
 /// The narration of one choreography event: who published it, as a broadcast line.
-pub fn event_line(service: &str, event: &str) -> String {
+pub fn event_line(service: &str, event: &str, palette: Palette) -> String {
     let from = lane(service);
     let failed = event.contains("Failed");
     let undo = event.contains("Refunded") || event.contains("Released");
     let text = format!("{} {event}", arrow(from, from, "publishes"));
     if failed {
-        text.red().to_string()
+        palette.red(&text)
     } else if undo {
-        text.magenta().to_string()
+        palette.magenta(&text)
     } else {
-        text.cyan().to_string()
+        palette.cyan(&text)
     }
 }
 
+/// A duration as people read it: `150 ms`, `2 s`, `1.5 s`.
+pub fn duration(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1_000 {
+        format!("{millis} ms")
+    } else if millis.is_multiple_of(1_000) {
+        format!("{} s", millis / 1_000)
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+// ANCHOR: choreography_note
+/// The narration of a consumer's retry, dead letter or redelivery, or of a recovery on start:
+/// what the choreography is waiting for, so a wait never looks like a hang.
+pub fn choreography_note(note: &ChoreographyNote, palette: Palette) -> String {
+    let text = match note {
+        ChoreographyNote::Retrying {
+            service,
+            message_id,
+            attempt,
+            error,
+            delay,
+        } => palette.yellow(&format!(
+            "⏳ {service} cannot handle {message_id} yet ({error}); try {} in {}",
+            attempt + 1,
+            duration(*delay)
+        )),
+        ChoreographyNote::DeadLettered {
+            service,
+            message_id,
+            error,
+        } => palette.alarm(&format!(
+            "✉ {service} parked {message_id} as a dead letter: {error}"
+        )),
+        ChoreographyNote::Redelivering {
+            service,
+            message_id,
+            error,
+            after,
+        } => palette.red(&format!(
+            "⏳ {service} can neither apply {message_id} nor park it ({error}); the bus delivers it again in {}",
+            duration(*after)
+        )),
+        ChoreographyNote::AwaitingRedelivery {
+            service,
+            messages,
+            ack_wait,
+        } => palette.yellow(&format!(
+            "⏳ recovering: {messages} message(s) reached {service} before the restart and were never acknowledged; JetStream delivers them again once its ack wait ({}) is over",
+            duration(*ack_wait)
+        )),
+        ChoreographyNote::Republished { service, messages } => palette.yellow(&format!(
+            "↻ recovering: {service} publishes {messages} event(s) of unfinished sagas again (the in-process bus lost what it carried)"
+        )),
+    };
+    format!("  {text}")
+}
+// ANCHOR_END: choreography_note
+
 /// The closing summary: what every service holds for `order_id`, and whether that is
 /// consistent. Returned as text (not printed) so the demo and the snapshot tests share it.
-pub fn balances(balances: &Balances, order_id: &str) -> String {
+pub fn balances(balances: &Balances, order_id: &str, palette: Palette) -> String {
     let verdict = if balances.is_consistent() {
-        "consistent ✅".green().to_string()
+        palette.green("consistent ✅")
     } else {
-        "NOT consistent: an operator must look ⚠".red().to_string()
+        palette.red("NOT consistent: an operator must look ⚠")
     };
     [
         String::new(),
-        format!("{}", format!("balances for {order_id}").bold()),
-        format!("  order status      {}", balances.order_status.bold()),
+        palette.bold(&format!("balances for {order_id}")),
+        format!(
+            "  order status      {}",
+            palette.bold(&balances.order_status.to_string())
+        ),
         format!("  money held        {} cents", balances.money_held),
         format!("  stock reserved    {} units", balances.stock_reserved),
         format!("  courier booked    {}", balances.shipping_scheduled),

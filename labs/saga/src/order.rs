@@ -171,8 +171,7 @@ impl OrderService {
         let saga = Saga::start(&line.order_id, self.definition.clone(), self.now())
             .map_err(|error| Problem::unavailable(error.to_string()))?;
         let mut connection = self.db.lock();
-        let tx = connection
-            .transaction()
+        let tx = db::write_transaction(&mut connection)
             .map_err(|error| Problem::unavailable(error.to_string()))?;
         match insert_pending(&tx, line) {
             Ok(true) => {}
@@ -312,7 +311,7 @@ impl OrderService {
         }
         if self.durable {
             let mut connection = self.db.lock();
-            let tx = connection.transaction()?;
+            let tx = db::write_transaction(&mut connection)?;
             for entry in unsaved.iter() {
                 insert_entry(&tx, order_id, entry)?;
                 if let Some(outcome) = entry.event.outcome() {

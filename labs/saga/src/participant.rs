@@ -148,7 +148,7 @@ impl<D: Domain> Participant<D> {
         also: impl FnOnce(&Transaction<'_>, &Reply) -> rusqlite::Result<()>,
     ) -> Result<Reply, Refusal> {
         let mut connection = self.db.lock();
-        let tx = connection.transaction()?;
+        let tx = db::write_transaction(&mut connection)?;
         let stored: Option<(u16, String)> = tx
             .query_row(
                 "SELECT status, body FROM idempotency WHERE key = ?1",

@@ -202,6 +202,40 @@ impl Balances {
     // ANCHOR_END: consistent
 }
 
+/// The id of the deployment whose files are in `dir`: made up the first time, then read
+/// back, so every process on the same data directory (and every restart) uses the same
+/// subjects and consumers on NATS, and another directory never sees them.
+pub fn deployment_id(dir: &Path) -> std::io::Result<String> {
+    use std::hash::{BuildHasher, Hasher};
+    let path = dir.join("deployment-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_owned());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    let id = format!("d{:016x}", hasher.finish());
+    // Written aside and linked into place: two processes starting together agree on one id.
+    let aside = dir.join(format!("deployment-id.{}", std::process::id()));
+    std::fs::write(&aside, &id)?;
+    let linked = std::fs::hard_link(&aside, &path);
+    let _ = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(id),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// A fresh directory for file databases (removed first if it exists).
 pub fn fresh_dir(dir: &Path) -> std::io::Result<()> {
     if dir.exists() {

@@ -5,19 +5,20 @@
 //! accident: `cargo insta review` shows the new sequence next to the accepted one. Each run is
 //! deterministic: in-memory databases, the in-process transport and bus, tokio's paused clock
 //! on one thread (backoffs and polls take no real time and interleave the same way every run),
-//! and colours stripped so the snapshot is plain text.
+//! and the plain palette, so the snapshot is plain text (and proves the plain palette paints
+//! nothing).
 
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use lab_saga::bus::Bus;
 use lab_saga::choreography::{self, Choreography, EventNarrator};
-use lab_saga::narration;
+use lab_saga::narration::{self, Palette};
 use lab_saga::order::Narrator;
 use lab_saga::system::{Options, Place, Seed, System, order_line};
 use parking_lot::Mutex;
+use saga_core::OrderStatus;
 
 /// Out of stock: one unit on the shelf, two ordered.
 fn out_of_stock() -> Seed {
@@ -27,39 +28,46 @@ fn out_of_stock() -> Seed {
     }
 }
 
-/// Removes terminal colour codes (`ESC [ … m`): the snapshot records what is said, not how
-/// it is painted.
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for code in chars.by_ref() {
-                if code.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// Lines written by the narrator, in order, and a signal each time some are added.
+#[derive(Clone)]
+struct Transcript {
+    lines: Arc<Mutex<Vec<String>>>,
+    added: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
-/// Lines written by the narrator, in order.
-#[derive(Clone, Default)]
-struct Transcript(Arc<Mutex<Vec<String>>>);
+impl Default for Transcript {
+    fn default() -> Self {
+        Transcript {
+            lines: Arc::default(),
+            added: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+}
 
 impl Transcript {
-    /// Records `text` without colours or trailing spaces (the lane header pads its last lane).
+    /// Records `text` without trailing spaces (the lane header pads its last lane); it must
+    /// carry no colour codes.
     fn push(&self, text: String) {
-        let text = plain(&text);
-        let mut lines = self.0.lock();
+        assert!(
+            !text.contains('\u{1b}'),
+            "the plain palette paints: {text:?}"
+        );
+        let mut lines = self.lines.lock();
         lines.extend(text.split('\n').map(|line| line.trim_end().to_owned()));
+        self.added.send_replace(lines.len());
     }
 
     fn text(&self) -> String {
-        self.0.lock().join("\n")
+        self.lines.lock().join("\n")
+    }
+
+    /// Waits until a line containing `needle` has been written.
+    async fn wait_for(&self, needle: &str) {
+        let mut added = self.added.subscribe();
+        added
+            .wait_for(|_| self.text().contains(needle))
+            .await
+            .unwrap();
     }
 }
 
@@ -68,7 +76,7 @@ async fn orchestration_out_of_stock_refunds_then_cancels() {
     let transcript = Transcript::default();
     let writer = transcript.clone();
     let narrator: Narrator = Arc::new(move |note| {
-        if let Some(line) = narration::orchestrator_line(note) {
+        if let Some(line) = narration::orchestrator_line(note, Palette::PLAIN) {
             writer.push(line);
         }
     });
@@ -90,6 +98,7 @@ async fn orchestration_out_of_stock_refunds_then_cancels() {
     transcript.push(narration::balances(
         &system.balances("order-1").unwrap(),
         "order-1",
+        Palette::PLAIN,
     ));
     insta::assert_snapshot!(transcript.text());
 }
@@ -108,7 +117,11 @@ async fn choreography_out_of_stock_publishes_stock_failed_then_refund() {
     let transcript = Transcript::default();
     let writer = transcript.clone();
     let narrator: EventNarrator = Arc::new(move |service, message| {
-        writer.push(narration::event_line(service, &message.event));
+        writer.push(narration::event_line(
+            service,
+            &message.event,
+            Palette::PLAIN,
+        ));
     });
     // Always the in-process bus: a snapshot must not depend on NATS_URL.
     let choreography = Choreography::start(&system, Bus::in_process(), Some(narrator))
@@ -116,13 +129,17 @@ async fn choreography_out_of_stock_publishes_stock_failed_then_refund() {
         .unwrap();
     transcript.push(narration::header());
     choreography.place(&order_line("order-1", 2)).unwrap();
-    choreography.settle("order-1", 2_000).await;
-    // Let the relays narrate the last events (paused clock: no real wait).
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        choreography.settle("order-1", 2_000).await,
+        OrderStatus::Cancelled
+    );
+    // The last event's line is written by payment's relay right after it publishes.
+    transcript.wait_for("publishes PaymentRefunded").await;
     assert!(choreography.dead_letters().is_empty());
     transcript.push(narration::balances(
         &system.balances("order-1").unwrap(),
         "order-1",
+        Palette::PLAIN,
     ));
     insta::assert_snapshot!(transcript.text());
 }
