@@ -230,15 +230,32 @@ impl Framing {
         while let Some(found) = pending[seen..].iter().position(|&b| b == b'\n') {
             let lf = seen + found;
             seen = lf + 1;
-            let Some(content) = pending[line_start..lf].strip_suffix(b"\r") else {
-                return Scanned::Refuse(HeadRefusal::BareLf);
-            };
-            if content.is_empty() {
-                if lines == 0 {
-                    // Blank lines before the request line are skipped (RFC 9112 §2.2).
-                    line_start = seen;
-                    continue;
-                }
+            let crlf = lf > line_start && pending[lf - 1] == b'\r';
+            let content = lf - line_start - usize::from(crlf);
+            let blank = crlf && content == 0;
+            if blank && lines == 0 {
+                // Blank lines before the request line are skipped (RFC 9112 §2.2).
+                line_start = seen;
+                continue;
+            }
+            let mut first = Crossing::default();
+            first.head(seen, limits);
+            first.line(line_start, content, lines, limits);
+            if !crlf {
+                first.at(seen, HeadRefusal::BareLf);
+            }
+            if !blank && lines > limits.max_fields {
+                first.at(
+                    seen,
+                    HeadRefusal::TooManyFields {
+                        limit: limits.max_fields,
+                    },
+                );
+            }
+            if let Some(refusal) = first.refusal() {
+                return Scanned::Refuse(refusal);
+            }
+            if blank {
                 self.state = match framing_of(&pending[..seen]) {
                     Body::None | Body::Length(0) => self.next_head(),
                     Body::Length(n) => State::Length(n),
@@ -247,32 +264,18 @@ impl Framing {
                 };
                 return Scanned::Pass(seen);
             }
-            if let Some(refusal) = line_too_long(content.len(), lines, limits) {
-                return Scanned::Refuse(refusal);
-            }
             lines += 1;
-            if lines > limits.max_fields.saturating_add(1) {
-                return Scanned::Refuse(HeadRefusal::TooManyFields {
-                    limit: limits.max_fields,
-                });
-            }
-            if seen > limits.max_head_bytes {
-                return Scanned::Refuse(HeadRefusal::HeadTooLarge {
-                    limit: limits.max_head_bytes,
-                });
-            }
             line_start = seen;
         }
         seen = pending.len();
-        // The unfinished line may already be too long, the head too large.
-        let partial = seen - line_start - usize::from(pending.last() == Some(&b'\r'));
-        if let Some(refusal) = line_too_long(partial, lines, limits) {
+        // The unfinished line may already be too long, the head too large. A CR at its end
+        // may yet turn out to be half of a CRLF, so it does not count yet.
+        let content = seen - line_start - usize::from(pending.last() == Some(&b'\r'));
+        let mut first = Crossing::default();
+        first.head(seen, limits);
+        first.line(line_start, content, lines, limits);
+        if let Some(refusal) = first.refusal() {
             return Scanned::Refuse(refusal);
-        }
-        if seen > limits.max_head_bytes {
-            return Scanned::Refuse(HeadRefusal::HeadTooLarge {
-                limit: limits.max_head_bytes,
-            });
         }
         self.state = State::Head {
             seen,
@@ -371,21 +374,50 @@ fn pass_body(left: &mut u64, available: usize) -> usize {
     n
 }
 
-/// Whether a line of `len` bytes (CRLF not counted) breaks the line limit; line 0 is the
-/// request line.
-fn line_too_long(len: usize, lines: usize, limits: HeadLimits) -> Option<HeadRefusal> {
-    if len <= limits.max_line_bytes {
-        return None;
+/// The first limit a head crosses, by the position of the byte that crosses it: a head is
+/// refused for the same reason however its bytes were split on the way. Ties go to the
+/// limit considered first.
+#[derive(Default)]
+struct Crossing(Option<(usize, HeadRefusal)>);
+
+impl Crossing {
+    /// A limit crossed by the byte that makes the head `position` bytes long.
+    fn at(&mut self, position: usize, refusal: HeadRefusal) {
+        if self.0.is_none_or(|(first, _)| position < first) {
+            self.0 = Some((position, refusal));
+        }
     }
-    Some(if lines == 0 {
-        HeadRefusal::RequestLineTooLong {
-            limit: limits.max_line_bytes,
+
+    /// The head limit, with `seen` bytes of the head known.
+    fn head(&mut self, seen: usize, limits: HeadLimits) {
+        if seen > limits.max_head_bytes {
+            self.at(
+                limits.max_head_bytes + 1,
+                HeadRefusal::HeadTooLarge {
+                    limit: limits.max_head_bytes,
+                },
+            );
         }
-    } else {
-        HeadRefusal::FieldLineTooLong {
-            limit: limits.max_line_bytes,
+    }
+
+    /// The line limit, for a line starting at `start` with `content` bytes known (line 0 is
+    /// the request line).
+    fn line(&mut self, start: usize, content: usize, lines: usize, limits: HeadLimits) {
+        if content <= limits.max_line_bytes {
+            return;
         }
-    })
+        let limit = limits.max_line_bytes;
+        let refusal = if lines == 0 {
+            HeadRefusal::RequestLineTooLong { limit }
+        } else {
+            HeadRefusal::FieldLineTooLong { limit }
+        };
+        self.at(start + limit + 1, refusal);
+    }
+
+    fn refusal(&self) -> Option<HeadRefusal> {
+        self.0.map(|(_, refusal)| refusal)
+    }
 }
 
 /// The body framing a complete head declares, by hyper's rules (`proto/h1/role.rs`): a
