@@ -100,6 +100,8 @@ pub enum Scanned {
 pub struct Framing {
     limits: HeadLimits,
     state: State,
+    /// What the current head's complete lines said about its body so far.
+    declared: Declared,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +156,7 @@ impl Framing {
                 line_start: 0,
                 lines: 0,
             },
+            declared: Declared::default(),
         }
     }
 
@@ -256,13 +259,17 @@ impl Framing {
                 return Scanned::Refuse(refusal);
             }
             if blank {
-                self.state = match framing_of(&pending[..seen]) {
+                self.state = match std::mem::take(&mut self.declared).body() {
                     Body::None | Body::Length(0) => self.next_head(),
                     Body::Length(n) => State::Length(n),
                     Body::Chunked => State::Chunked(Chunk::Start),
                     Body::Invalid => State::Unchecked,
                 };
                 return Scanned::Pass(seen);
+            }
+            if lines > 0 {
+                self.declared
+                    .field(&pending[line_start..line_start + content]);
             }
             lines += 1;
             line_start = seen;
@@ -420,42 +427,57 @@ impl Crossing {
     }
 }
 
-/// The body framing a complete head declares, by hyper's rules (`proto/h1/role.rs`): a
-/// `Transfer-Encoding` whose last coding is `chunked` wins over any `Content-Length`; any
-/// other `Transfer-Encoding`, an unparsable length or two different lengths are refused by
-/// the parser ([`Body::Invalid`]).
-fn framing_of(head: &[u8]) -> Body {
-    let mut chunked = None;
-    let mut length = None;
-    // Blank lines before the request line, then the request line itself, are skipped.
-    let lines = head
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .skip_while(|line| line.is_empty())
-        .skip(1);
-    for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = value.rsplit(|&b| b == b',').next().map(trim);
-            chunked = Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked")));
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let parsed = parse_length(value);
-            match (length, parsed) {
-                (_, None) => length = Some(None),
-                (None, Some(n)) => length = Some(Some(n)),
-                (Some(Some(previous)), Some(n)) if previous != n => length = Some(None),
-                _ => {}
+/// The body framing a head declares, gathered line by line, by hyper's rules
+/// (`proto/h1/role.rs`): a `Transfer-Encoding` whose last coding is `chunked` wins over any
+/// `Content-Length`; any other `Transfer-Encoding`, an unparsable length or two different
+/// lengths are refused by the parser ([`Body::Invalid`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Declared {
+    /// Whether the last `Transfer-Encoding` line ended in `chunked`, if there was one.
+    chunked: Option<bool>,
+    /// The `Content-Length`, if there was one; `Some(None)` if unusable.
+    length: Option<Option<u64>>,
+}
+
+impl Declared {
+    /// One header field line (without its CRLF). Most lines are neither of the two, which
+    /// their first byte usually shows.
+    fn field(&mut self, line: &[u8]) {
+        const LENGTH: &[u8] = b"content-length:";
+        const ENCODING: &[u8] = b"transfer-encoding:";
+        match line.first().map(u8::to_ascii_lowercase) {
+            Some(b'c')
+                if line.len() >= LENGTH.len()
+                    && line[..LENGTH.len()].eq_ignore_ascii_case(LENGTH) =>
+            {
+                let parsed = parse_length(trim(&line[LENGTH.len()..]));
+                self.length = match (self.length, parsed) {
+                    (_, None) => Some(None),
+                    (None, Some(n)) => Some(Some(n)),
+                    (Some(Some(previous)), Some(n)) if previous != n => Some(None),
+                    (same, _) => same,
+                };
             }
+            Some(b't')
+                if line.len() >= ENCODING.len()
+                    && line[..ENCODING.len()].eq_ignore_ascii_case(ENCODING) =>
+            {
+                let value = trim(&line[ENCODING.len()..]);
+                let last = value.rsplit(|&b| b == b',').next().map(trim);
+                self.chunked =
+                    Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked")));
+            }
+            _ => {}
         }
     }
-    match (chunked, length) {
-        (Some(true), _) => Body::Chunked,
-        (Some(false), _) | (None, Some(None)) => Body::Invalid,
-        (None, Some(Some(n))) => Body::Length(n),
-        (None, None) => Body::None,
+
+    fn body(self) -> Body {
+        match (self.chunked, self.length) {
+            (Some(true), _) => Body::Chunked,
+            (Some(false), _) | (None, Some(None)) => Body::Invalid,
+            (None, Some(Some(n))) => Body::Length(n),
+            (None, None) => Body::None,
+        }
     }
 }
 
