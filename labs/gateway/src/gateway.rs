@@ -6,9 +6,9 @@
 //! (400 for a hostile path, 404 for no route) → limit its address (429) → authenticate
 //! (401/403) → rate-limit its subject (429) → check the declared size (413) → read the body
 //! ahead into a small buffer (400/408/413) → forward through the upstream's breaker with
-//! retries (502/503/504) → stream the answer back. Each refusal is a problem+json with a `detail` saying why. `/health`, the
-//! aggregated view and the access log live in an axum [`router`]; [`serve`] sends a request
-//! there only when it needs them.
+//! retries (502/503/504) → stream the answer back. Each refusal is a problem+json with a
+//! `detail` saying why. `/health`, the aggregated view and the access log live in an axum
+//! [`router`]; [`serve`] sends a request there only when it needs them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
