@@ -216,3 +216,55 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CheckedIo<T> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connection whose client has written `bytes` and closed, read through [`CheckedIo`].
+    async fn checked(bytes: &[u8]) -> (CheckedIo<tokio::io::DuplexStream>, Arc<Refusals>) {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        client.write_all(bytes).await.unwrap();
+        drop(client);
+        let refusals = Arc::new(Refusals::default());
+        let io = CheckedIo::new(server, HeadLimits::default(), Arc::clone(&refusals));
+        (io, refusals)
+    }
+
+    #[tokio::test]
+    async fn acceptable_heads_and_their_bodies_pass_unchanged() {
+        let mut bytes = b"PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'\n', 100_000));
+        bytes.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (mut io, refusals) = checked(&bytes).await;
+        let mut read = Vec::new();
+        io.read_to_end(&mut read).await.unwrap();
+        assert_eq!(read, bytes);
+        assert_eq!(refusals.take(), None);
+    }
+
+    #[tokio::test]
+    async fn a_refused_head_reaches_hyper_as_the_stand_in_and_nothing_follows() {
+        let (mut io, refusals) =
+            checked(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\nX: b\r\n\r\nGET /c HTTP/1.1\r\n\r\n").await;
+        let mut read = vec![0u8; 4096];
+        let n = io.read(&mut read).await.unwrap();
+        assert_eq!(&read[..n], b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(refusals.take(), None, "the first request is not refused");
+        let n = io.read(&mut read).await.unwrap();
+        assert_eq!(&read[..n], STAND_IN);
+        assert_eq!(refusals.take(), Some(HeadRefusal::BareLf));
+        let more = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut read);
+            Poll::Ready(Pin::new(&mut io).poll_read(cx, &mut buf).is_pending())
+        })
+        .await;
+        assert!(
+            more,
+            "after the stand-in hyper reads nothing, not even an end of stream"
+        );
+    }
+}
