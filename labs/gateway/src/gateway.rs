@@ -38,7 +38,7 @@ use crate::auth::{AuthError, Authenticator, Claims};
 use crate::config::{Config, RouteConfig};
 use crate::connection::{CheckedIo, Refusals};
 use crate::forward::{GuardedBody, buffer_body, clean_response_headers, prepare_upstream_headers};
-use crate::limiter::{AddressKey, SharedLimiter, address_group};
+use crate::limiter::{SharedLimiter, address_group};
 use crate::problem::Problem;
 use crate::upstream::{Outgoing, Upstream};
 
@@ -161,7 +161,7 @@ impl Gateway {
         };
         if let Some(limiter) = &self.address_limiter {
             let ip = client();
-            let decision = limiter.check(AddressKey::of(ip).as_str());
+            let decision = limiter.check_address(ip);
             if let Decision::Limited { retry_after, .. } = decision {
                 let mut response = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
