@@ -642,7 +642,8 @@ fn start_gateway(
     if guarded {
         conf.push_str(
             "\n[auth]\nissuer = \"bench-issuer\"\naudience = \"bench-gateway\"\nhs256_secret = \"bench-secret-bench-secret-bench-secret\"\n\n\
-             [rate_limit]\nrequests = 1000000\nper_ms = 1000\nburst = 1000000\n",
+             [rate_limit]\nrequests = 1000000\nper_ms = 1000\nburst = 1000000\n\n\
+             [address_rate_limit]\nrequests = 1000000\nper_ms = 1000\nburst = 1000000\n",
         );
     }
     let path: PathBuf = work.join(format!("gateway-{guarded}.toml"));

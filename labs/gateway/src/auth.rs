@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -114,10 +114,23 @@ pub struct Authenticator {
     config: AuthConfig,
     hs256: Option<DecodingKey>,
     rs256: Option<DecodingKey>,
-    jwks: RwLock<HashMap<String, DecodingKey>>,
+    jwks: RwLock<HashMap<String, KeyEntry>>,
     last_reload: Mutex<Option<tokio::time::Instant>>,
     reloads: AtomicU64,
-    verified: Mutex<HashMap<String, Claims>>,
+    verified: Mutex<HashMap<String, Verified>>,
+}
+
+/// A JWKS key: the decoder, and the JWK it came from (to tell a changed key).
+struct KeyEntry {
+    key: DecodingKey,
+    jwk: Jwk,
+}
+
+/// A token that passed verification, and the JWKS key that verified it, if any: a reload that
+/// removes or replaces that key evicts the token.
+struct Verified {
+    claims: Claims,
+    kid: Option<String>,
 }
 
 /// How many verified tokens are remembered; the cache is emptied when it fills up.
@@ -198,20 +211,25 @@ impl Authenticator {
         // cannot have changed, since the whole token (signature included) is the key.
         // This saves an HMAC or RSA verification per request for clients that reuse tokens.
         let now = jsonwebtoken::get_current_timestamp();
-        if let Some(claims) = self.verified.lock().get(token) {
+        if let Some(verified) = self.verified.lock().get(token) {
+            let claims = &verified.claims;
             return self.check_window(claims, now).map(|()| claims.clone());
         }
         // The header is read unverified, only to choose the key. Its `alg` must then agree
         // with the key's kind and is the *only* algorithm the check allows.
         let header =
             decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
+        let mut from_jwks = None;
         let key = match header.alg {
             Algorithm::HS256 => self
                 .hs256
                 .clone()
                 .ok_or_else(|| AuthError::AlgorithmRefused("HS256".to_owned()))?,
             Algorithm::RS256 => match header.kid.as_deref() {
-                Some(kid) => self.key_for_kid(kid).await?,
+                Some(kid) => {
+                    from_jwks = Some(kid.to_owned());
+                    self.key_for_kid(kid).await?
+                }
                 None => self
                     .rs256
                     .clone()
@@ -245,7 +263,20 @@ impl Authenticator {
         if verified.len() >= VERIFIED_CACHE_CAPACITY {
             verified.clear();
         }
-        verified.insert(token.to_owned(), data.claims.clone());
+        // A reload may have removed the key while this token was being checked.
+        if from_jwks
+            .as_ref()
+            .is_some_and(|kid| !self.jwks.read().contains_key(kid))
+        {
+            return Ok(data.claims);
+        }
+        verified.insert(
+            token.to_owned(),
+            Verified {
+                claims: data.claims.clone(),
+                kid: from_jwks,
+            },
+        );
         Ok(data.claims)
     }
     // ANCHOR_END: authenticate
@@ -273,8 +304,8 @@ impl Authenticator {
     /// reload is rate-limited (`jwks_min_reload_ms`), or a flood of made-up kids would turn
     /// into a flood of requests to the identity provider.
     async fn key_for_kid(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        if let Some(key) = self.jwks.read().get(kid) {
-            return Ok(key.clone());
+        if let Some(entry) = self.jwks.read().get(kid) {
+            return Ok(entry.key.clone());
         }
         let Some(path) = self.config.jwks_file.clone() else {
             return Err(AuthError::UnknownKey(kid.to_owned()));
@@ -291,7 +322,7 @@ impl Authenticator {
         self.reloads.fetch_add(1, Ordering::Relaxed);
         match tokio::fs::read(&path).await {
             Ok(text) => match parse_jwks(&text) {
-                Ok(keys) => *self.jwks.write() = keys,
+                Ok(keys) => self.replace_keys(keys),
                 Err(reason) => {
                     tracing::warn!(path = %path.display(), %reason, "JWKS reload failed; keeping the old keys")
                 }
@@ -303,23 +334,49 @@ impl Authenticator {
         self.jwks
             .read()
             .get(kid)
-            .cloned()
+            .map(|entry| entry.key.clone())
             .ok_or_else(|| AuthError::UnknownKey(kid.to_owned()))
     }
     // ANCHOR_END: jwks_reload
+
+    // ANCHOR: replace_keys
+    /// Installs a reloaded key set. A key that was removed or replaced is one the identity
+    /// provider no longer stands behind (it may have leaked): the tokens it verified leave
+    /// the cache with it, so the next request with one is checked again, and refused.
+    fn replace_keys(&self, keys: HashMap<String, KeyEntry>) {
+        let mut jwks = self.jwks.write();
+        let gone: Vec<String> = jwks
+            .iter()
+            .filter(|(kid, old)| keys.get(*kid).is_none_or(|new| new.jwk != old.jwk))
+            .map(|(kid, _)| kid.clone())
+            .collect();
+        *jwks = keys;
+        drop(jwks);
+        if !gone.is_empty() {
+            let mut verified = self.verified.lock();
+            let before = verified.len();
+            verified.retain(|_, token| token.kid.as_ref().is_none_or(|kid| !gone.contains(kid)));
+            tracing::info!(
+                kids = ?gone,
+                evicted = before - verified.len(),
+                "keys left the key set; the tokens they verified were evicted"
+            );
+        }
+    }
+    // ANCHOR_END: replace_keys
 }
 
 /// The RSA keys of a JWKS document by `kid` (keys without a `kid` or of other kinds are
 /// skipped: they could never be selected).
-fn parse_jwks(text: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
+fn parse_jwks(text: &[u8]) -> Result<HashMap<String, KeyEntry>, String> {
     let set: JwkSet = serde_json::from_slice(text).map_err(|error| error.to_string())?;
     Ok(set
         .keys
-        .iter()
+        .into_iter()
         .filter_map(|jwk| {
             let kid = jwk.common.key_id.clone()?;
-            let key = DecodingKey::from_jwk(jwk).ok()?;
-            Some((kid, key))
+            let key = DecodingKey::from_jwk(&jwk).ok()?;
+            Some((kid, KeyEntry { key, jwk }))
         })
         .collect())
 }

@@ -16,7 +16,7 @@ use thiserror::Error;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the gateway listens.
+    /// Where the gateway listens (`--port` overrides the port).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// The largest request body accepted, in bytes (413 beyond it).
@@ -30,6 +30,19 @@ pub struct Config {
     /// connection is closed beyond it: a slow-loris client cannot hold it open byte by byte.
     #[serde(default = "default_client_header_timeout_ms")]
     pub client_header_timeout_ms: u64,
+    /// The longest line of a request head, request line or header field, in bytes (414 for
+    /// a longer request line, 431 for a longer field line; nginx: 8 KiB).
+    #[serde(default = "default_max_header_line_bytes")]
+    pub max_header_line_bytes: usize,
+    /// The largest request head, all lines together, in bytes (431 beyond it; nginx: 32 KiB).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// How much of a request body is read before the upstream is called (nginx's
+    /// `proxy_request_buffering`): a body that ends within it goes upstream whole or not at
+    /// all; a longer one streams, and reaches the upstream cut off if the client stops.
+    /// 0 turns buffering off: every body streams from its first byte.
+    #[serde(default = "default_request_buffer_bytes")]
+    pub request_buffer_bytes: u64,
     /// Proxies whose `X-Forwarded-For` entries are believed (CIDRs or addresses).
     #[serde(default)]
     pub trusted_proxies: Vec<Cidr>,
@@ -40,9 +53,15 @@ pub struct Config {
     /// Token validation; without it no route may require a token.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
-    /// Per-client rate limiting; without it nothing is limited.
+    /// Per-client rate limiting (token subject, else client address), checked after
+    /// authentication; without it nothing is limited there.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSection>,
+    /// A coarse limit per client address (an IPv6 client by its /64), checked *before*
+    /// authentication, so requests with bad tokens cannot make the gateway verify signatures
+    /// without end. Set it well above `rate_limit`: many users may share one address.
+    #[serde(default)]
+    pub address_rate_limit: Option<RateLimitSection>,
     /// Retry policy for idempotent requests.
     #[serde(default)]
     pub retry: RetryConfig,
@@ -54,8 +73,10 @@ pub struct Config {
     pub aggregation: Option<AggregationConfig>,
 }
 
+/// 4000, next to the demo services' 4001 to 4004 (3000 is where `cargo xtask serve` serves
+/// the book).
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 3000))
+    SocketAddr::from(([127, 0, 0, 1], 4000))
 }
 fn default_max_body_bytes() -> u64 {
     1024 * 1024
@@ -66,6 +87,19 @@ fn default_client_body_timeout_ms() -> u64 {
 fn default_client_header_timeout_ms() -> u64 {
     30_000
 }
+fn default_max_header_line_bytes() -> usize {
+    8 * 1024
+}
+fn default_max_header_bytes() -> usize {
+    32 * 1024
+}
+fn default_request_buffer_bytes() -> u64 {
+    64 * 1024
+}
+
+/// The largest `max_header_bytes` allowed: hyper's own read buffer (about 400 KiB) must stay
+/// the larger, or hyper would refuse first, without a problem+json body.
+pub const MAX_HEADER_BYTES_LIMIT: usize = 256 * 1024;
 
 /// One upstream pool (the lab's pools have one address each).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -203,6 +237,13 @@ pub struct BreakerSection {
     pub failure_rate_threshold: f32,
     /// How long it stays open, in milliseconds.
     pub wait_in_open_ms: u64,
+    /// Trial calls let through in HalfOpen before it decides (one trial is a coin toss).
+    #[serde(default = "default_permitted_calls_in_half_open")]
+    pub permitted_calls_in_half_open: u32,
+}
+
+fn default_permitted_calls_in_half_open() -> u32 {
+    3
 }
 
 impl Default for BreakerSection {
@@ -212,6 +253,7 @@ impl Default for BreakerSection {
             minimum_calls: 5,
             failure_rate_threshold: 50.0,
             wait_in_open_ms: 10_000,
+            permitted_calls_in_half_open: default_permitted_calls_in_half_open(),
         }
     }
 }
@@ -291,6 +333,18 @@ impl Config {
                 return Err(ConfigError::AuthMissing(route.prefix.clone()));
             }
         }
+        if self.max_header_line_bytes < 256 || self.max_header_line_bytes > self.max_header_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "max_header_line_bytes must be at least 256 and at most max_header_bytes ({}), got {}",
+                self.max_header_bytes, self.max_header_line_bytes
+            )));
+        }
+        if self.max_header_bytes > MAX_HEADER_BYTES_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "max_header_bytes must be at most {MAX_HEADER_BYTES_LIMIT}, got {}",
+                self.max_header_bytes
+            )));
+        }
         if let Some(aggregation) = &self.aggregation {
             for upstream in [
                 &aggregation.order_upstream,
@@ -306,6 +360,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The limits on request heads, for the connection's scanner.
+    pub fn head_limits(&self) -> gateway_core::framing::HeadLimits {
+        gateway_core::framing::HeadLimits {
+            max_line_bytes: self.max_header_line_bytes,
+            max_head_bytes: self.max_header_bytes,
+            ..gateway_core::framing::HeadLimits::default()
+        }
     }
 
     // ANCHOR: demo_config
@@ -333,6 +396,9 @@ impl Config {
             max_body_bytes: default_max_body_bytes(),
             client_body_timeout_ms: default_client_body_timeout_ms(),
             client_header_timeout_ms: default_client_header_timeout_ms(),
+            max_header_line_bytes: default_max_header_line_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            request_buffer_bytes: default_request_buffer_bytes(),
             trusted_proxies: Vec::new(),
             upstreams: BTreeMap::from([
                 ("user".to_owned(), upstream(users)),
@@ -363,6 +429,13 @@ impl Config {
                 requests: 20,
                 per_ms: 1_000,
                 burst: 10,
+                max_clients: default_max_clients(),
+            }),
+            // Five times the per-subject rate: a few users behind one NAT still fit.
+            address_rate_limit: Some(RateLimitSection {
+                requests: 100,
+                per_ms: 1_000,
+                burst: 50,
                 max_clients: default_max_clients(),
             }),
             retry: RetryConfig::default(),

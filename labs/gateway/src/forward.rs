@@ -2,9 +2,11 @@
 //!
 //! The rules themselves (which headers are hop-by-hop, whose `X-Forwarded-For` counts)
 //! are pure functions in `gateway_core::headers`; this module applies them to `http`
-//! types, and wraps the client's body so it streams through without being buffered while
-//! still enforcing a size limit and a deadline.
+//! types, and wraps the client's body so it enforces a size limit and a deadline, says when a
+//! failure was the client's, and is read ahead up to a small buffer before the upstream is
+//! called ([`buffer_body`]), so that a short body reaches the upstream whole or not at all.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,6 +17,7 @@ use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use gateway_core::headers::{Cidr, connection_named, forwarded_for_upstream, is_hop_by_hop};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use thiserror::Error;
 use tokio::time::Sleep;
@@ -167,7 +170,7 @@ fn via_after<'a>(previous: impl Iterator<Item = &'a HeaderValue>) -> HeaderValue
     HeaderValue::from_str(&chain.join(", ")).unwrap_or(HeaderValue::from_static(VIA))
 }
 
-/// Why the client's body was cut off.
+/// Why the client's body was cut off: always the client's doing, never the upstream's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum BodyGuardError {
     /// More bytes than the limit (413).
@@ -179,6 +182,43 @@ pub enum BodyGuardError {
     /// The client did not finish its body in time (408).
     #[error("the client did not send its whole body within {0:?}")]
     TimedOut(Duration),
+    /// The client's body stopped before its end: it hung up or reset the connection (400).
+    #[error("the request body ended before it was complete (the client hung up)")]
+    Incomplete,
+    /// The body's framing is broken, a malformed chunk for instance (400).
+    #[error("the request body is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+impl BodyGuardError {
+    /// The status that answers it.
+    pub fn status(self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            BodyGuardError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyGuardError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyGuardError::Incomplete | BodyGuardError::Malformed(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// What a failure of the client's body stream was: hyper reports a broken chunk as an
+    /// I/O error of kind `InvalidInput` or `InvalidData`; anything else (an early end, a
+    /// reset) means the client went away.
+    fn of_client(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if let Some(io) = error.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+                )
+            {
+                return BodyGuardError::Malformed("its chunked framing is invalid");
+            }
+            current = error.source();
+        }
+        BodyGuardError::Incomplete
+    }
 }
 
 pin_project! {
@@ -234,7 +274,11 @@ impl http_body::Body for GuardedBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(Box::new(error)))),
+            // The client's side of the body broke: say so, so nobody blames the upstream.
+            Poll::Ready(Some(Err(error))) => {
+                tracing::debug!(%error, "the client's request body failed");
+                Poll::Ready(Some(Err(Box::new(BodyGuardError::of_client(&error)))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.deadline.poll(cx) {
                 Poll::Ready(()) => {
@@ -251,6 +295,84 @@ impl http_body::Body for GuardedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+// ANCHOR: buffer_body
+/// Reads the guarded body ahead, up to `buffer` bytes, before the upstream is called.
+///
+/// A body that ends within the buffer comes back whole: the upstream gets it complete or,
+/// if the client fails first, not at all. A longer one comes back as the frames read so far
+/// followed by the rest, streamed; if it then breaks, the upstream's connection is dropped
+/// mid-body, so the upstream sees an aborted request, never a complete one.
+pub async fn buffer_body(body: GuardedBody, buffer: u64) -> Result<Body, BodyGuardError> {
+    let mut body = Box::pin(body);
+    let mut read: VecDeque<Frame<Bytes>> = VecDeque::new();
+    let mut size = 0u64;
+    loop {
+        match body.frame().await {
+            None => {
+                let mut whole = bytes::BytesMut::with_capacity(size as usize);
+                for frame in read {
+                    if let Ok(data) = Frame::into_data(frame) {
+                        whole.extend_from_slice(&data);
+                    }
+                }
+                return Ok(Body::from(whole.freeze()));
+            }
+            Some(Err(error)) => {
+                return Err(body_guard_error(error.as_ref()).unwrap_or(BodyGuardError::Incomplete));
+            }
+            Some(Ok(frame)) => {
+                let trailers = frame.is_trailers();
+                size += frame.data_ref().map_or(0, |data| data.len() as u64);
+                read.push_back(frame);
+                if size > buffer || trailers {
+                    return Ok(Body::new(Prefixed { read, rest: body }));
+                }
+            }
+        }
+    }
+}
+// ANCHOR_END: buffer_body
+
+/// Frames already read, then the rest of the body.
+struct Prefixed {
+    read: VecDeque<Frame<Bytes>>,
+    rest: Pin<Box<GuardedBody>>,
+}
+
+impl http_body::Body for Prefixed {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(frame) = self.read.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        self.rest.as_mut().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.is_empty() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let read: u64 = self
+            .read
+            .iter()
+            .map(|frame| frame.data_ref().map_or(0, |data| data.len() as u64))
+            .sum();
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + read);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + read);
+        }
+        hint
     }
 }
 

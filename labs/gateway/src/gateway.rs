@@ -1,11 +1,14 @@
 //! The gateway itself: an HTTP server that routes, authenticates, limits and forwards.
 //!
-//! Every proxied request takes the same path through [`proxy_request`]: route it (400 for a
-//! hostile path, 404 for no route) → authenticate (401/403) → rate-limit (429) → check the
-//! declared size (413) → forward through the upstream's breaker with retries (502/503/504) →
-//! stream the answer back. Each refusal is a problem+json with a `detail` saying why. `/health`, the
-//! aggregated view and the access log live in an axum [`router`]; [`serve`] sends a request
-//! there only when it needs them.
+//! Before any of it, the connection's [`CheckedIo`] has checked the request head (400 for a
+//! bare LF, 414/431 beyond the size limits) and the dispatcher its `Host` (400 for none or
+//! two). Every proxied request then takes the same path through [`proxy_request`]: route it
+//! (400 for a hostile path, 404 for no route) → limit its address (429) → authenticate
+//! (401/403) → rate-limit its subject (429) → check the declared size (413) → read the body
+//! ahead into a small buffer (400/408/413) → forward through the upstream's breaker with
+//! retries (502/503/504) → stream the answer back. Each refusal is a problem+json with a
+//! `detail` saying why. `/health`, the aggregated view and the access log live in an axum
+//! [`router`]; [`serve`] sends a request there only when it needs them.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -33,8 +36,9 @@ use tokio::time::Instant;
 use crate::aggregate;
 use crate::auth::{AuthError, Authenticator, Claims};
 use crate::config::{Config, RouteConfig};
-use crate::forward::{GuardedBody, clean_response_headers, prepare_upstream_headers};
-use crate::limiter::SharedLimiter;
+use crate::connection::{CheckedIo, Refusals};
+use crate::forward::{GuardedBody, buffer_body, clean_response_headers, prepare_upstream_headers};
+use crate::limiter::{SharedLimiter, address_group};
 use crate::problem::Problem;
 use crate::upstream::{Outgoing, Upstream};
 
@@ -49,6 +53,8 @@ pub struct Gateway {
     auth: Option<Authenticator>,
     /// The rate limiter, when configured.
     pub limiter: Option<SharedLimiter>,
+    /// The per-address limiter checked before authentication, when configured.
+    pub address_limiter: Option<SharedLimiter>,
     subject_header: HeaderName,
 }
 
@@ -90,11 +96,17 @@ impl Gateway {
             .as_ref()
             .map(SharedLimiter::new)
             .transpose()?;
+        let address_limiter = config
+            .address_rate_limit
+            .as_ref()
+            .map(SharedLimiter::new)
+            .transpose()?;
         Ok(Self {
             table,
             upstreams,
             auth,
             limiter,
+            address_limiter,
             subject_header,
             config,
         })
@@ -127,9 +139,12 @@ impl Gateway {
     // ANCHOR: admit
     /// Authentication and rate limiting, shared by proxied and aggregated routes.
     ///
-    /// The limit is keyed by the token's subject when there is one (a user behind a shared
-    /// NAT is not limited with strangers) and by the client IP otherwise — the IP from
-    /// `X-Forwarded-For` only when the connection comes from a trusted proxy.
+    /// First a coarse limit per client address, so that requests with bad tokens are
+    /// limited too (verifying an RS256 signature costs far more than refusing a request).
+    /// Then the token; then the finer limit, keyed by the token's subject when there is one
+    /// (a user behind a shared NAT is not limited with strangers) and by the client IP
+    /// otherwise — the IP from `X-Forwarded-For` only when the connection comes from a
+    /// trusted proxy.
     pub async fn admit(
         &self,
         headers: &HeaderMap,
@@ -137,6 +152,29 @@ impl Gateway {
         needs_token: bool,
         required_scope: Option<&str>,
     ) -> Result<Admitted, Response<Body>> {
+        let client = || {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok());
+            client_ip(peer.ip(), forwarded, self.trusted())
+        };
+        if let Some(limiter) = &self.address_limiter {
+            let ip = client();
+            let decision = limiter.check_address(ip);
+            if let Decision::Limited { retry_after, .. } = decision {
+                let mut response = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "the address {} is over its rate limit; retry in {retry_after}",
+                        address_group(ip)
+                    ),
+                )
+                .into_response();
+                limiter.write_headers(&decision, response.headers_mut());
+                return Err(response);
+            }
+        }
         let claims = match (&self.auth, needs_token) {
             (Some(auth), true) => {
                 let authorization = headers
@@ -165,13 +203,7 @@ impl Gateway {
         let decision = self.limiter.as_ref().map(|limiter| {
             let key = match &claims {
                 Some(claims) => format!("sub:{}", claims.sub),
-                None => {
-                    let forwarded = headers
-                        .get_all("x-forwarded-for")
-                        .iter()
-                        .filter_map(|value| value.to_str().ok());
-                    format!("ip:{}", client_ip(peer.ip(), forwarded, self.trusted()))
-                }
+                None => format!("ip:{}", client()),
             };
             (limiter.check(&key), key)
         });
@@ -304,11 +336,28 @@ pub async fn proxy_request(
     );
     // A request without a body needs no guard (and no timer): the common GET stays cheap.
     let body = if has_body {
-        Body::new(GuardedBody::new(
+        let guarded = GuardedBody::new(
             body,
             limit,
             Duration::from_millis(gateway.config.client_body_timeout_ms),
-        ))
+        );
+        let buffer = gateway.config.request_buffer_bytes;
+        if buffer == 0 || declared.is_some_and(|length| length > buffer) {
+            // Buffering is off, or the body is too long to wait for: it streams from the start.
+            Body::new(guarded)
+        } else {
+            // Read ahead before the upstream hears of the request; a client that fails
+            // within the buffer is answered here and the upstream never sees it.
+            match buffer_body(guarded, buffer).await {
+                Ok(body) => body,
+                Err(error) => {
+                    let mut response =
+                        Problem::new(error.status(), error.to_string()).into_response();
+                    gateway.finish(&admitted, &mut response);
+                    return response;
+                }
+            }
+        }
     } else {
         Body::empty()
     };
@@ -436,13 +485,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Forget full buckets once a second: memory for clients that went quiet comes back.
-    let purger = gateway.limiter.is_some().then(|| {
+    let limited = gateway.limiter.is_some() || gateway.address_limiter.is_some();
+    let purger = limited.then(|| {
         let gateway = Arc::clone(&gateway);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                if let Some(limiter) = &gateway.limiter {
+                for limiter in [&gateway.limiter, &gateway.address_limiter]
+                    .into_iter()
+                    .flatten()
+                {
                     limiter.purge();
                 }
             }
@@ -454,8 +507,10 @@ pub async fn serve(
         router: router(Arc::clone(&gateway)),
         gateway,
         peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+        refusals: Arc::default(),
     };
     let header_timeout = Duration::from_millis(dispatch.gateway.config.client_header_timeout_ms);
+    let head_limits = dispatch.gateway.config.head_limits();
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -477,6 +532,9 @@ pub async fn serve(
         }
         let mut dispatch = dispatch.clone();
         dispatch.peer = peer;
+        dispatch.refusals = Arc::new(Refusals::default());
+        // The head is checked on the raw bytes, before hyper parses it.
+        let stream = CheckedIo::new(stream, head_limits, Arc::clone(&dispatch.refusals));
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             dispatch.handle(request.map(Body::new))
         });
@@ -515,6 +573,8 @@ struct Dispatch {
     peer: SocketAddr,
     direct: bool,
     aggregation: bool,
+    /// What the connection's [`CheckedIo`] refused, answered in place of the next request.
+    refusals: Arc<Refusals>,
 }
 
 impl Dispatch {
@@ -529,6 +589,14 @@ impl Dispatch {
         &self,
         mut request: Request,
     ) -> BoxFuture<'static, Result<Response<Body>, Infallible>> {
+        if let Some(refused) = self
+            .refusals
+            .take()
+            .map(refused_head)
+            .or_else(|| host_problem(&request))
+        {
+            return Box::pin(std::future::ready(Ok(refused)));
+        }
         if self.needs_router(request.uri().path()) {
             request.extensions_mut().insert(ConnectInfo(self.peer));
             return Box::pin(tower::Service::call(&mut self.router.clone(), request));
@@ -538,3 +606,35 @@ impl Dispatch {
         Box::pin(async move { Ok(proxy_request(&gateway, peer, request).await) })
     }
 }
+
+// ANCHOR: head_checks
+/// The answer to a head the connection refused; the connection closes after it.
+fn refused_head(refusal: gateway_core::framing::HeadRefusal) -> Response<Body> {
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = Problem::new(status, refusal.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with two, is a 400. Two
+/// hosts are a classic of request smuggling: the gateway and the upstream might each pick
+/// another.
+fn host_problem(request: &Request) -> Option<Response<Body>> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let detail = match (hosts.next(), hosts.next()) {
+        (Some(_), None) => return None,
+        (None, _) if request.version() < axum::http::Version::HTTP_11 => return None,
+        (None, _) => "an HTTP/1.1 request must have a Host header",
+        (Some(_), Some(_)) => "the request has more than one Host header",
+    };
+    let mut response = Problem::new(StatusCode::BAD_REQUEST, detail).into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    Some(response)
+}
+// ANCHOR_END: head_checks

@@ -5,6 +5,7 @@
 //! puts them behind real sockets:
 //!
 //! - [`config`] — the TOML configuration;
+//! - [`connection`] — request heads checked on the raw bytes, before hyper parses them;
 //! - [`gateway`] — route → authenticate → limit → forward, the HTTP server with its header
 //!   timeout and graceful shutdown, `/health` and the access log (an axum router);
 //! - [`auth`] — JWT validation (HS256/RS256, JWKS reload on unknown `kid`);
@@ -20,6 +21,7 @@
 pub mod aggregate;
 pub mod auth;
 pub mod config;
+pub mod connection;
 pub mod forward;
 pub mod gateway;
 pub mod limiter;

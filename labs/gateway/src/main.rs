@@ -85,7 +85,8 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     // The walkthrough prints its own story; a single role prints the access log.
     let default_filter = if args.role == Role::Demo {
-        "warn"
+        // The walkthrough shows the 502 itself; the log line with the address would repeat it.
+        "warn,lab_gateway::upstream=error"
     } else {
         "warn,access=info"
     };
@@ -105,7 +106,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if args.port != 0 {
                 config.listen.set_port(args.port);
             }
-            let listener = TcpListener::bind(config.listen).await?;
+            let listener = TcpListener::bind(config.listen).await.with_context(|| {
+                format!(
+                    "cannot listen on {}: free it, or choose another port with --port \
+                     or another address with `listen` in {}",
+                    config.listen,
+                    args.config.display()
+                )
+            })?;
             println!("gateway listening on http://{}", listener.local_addr()?);
             serve(listener, Arc::new(Gateway::new(config)?), ctrl_c()).await?;
             return Ok(());
@@ -115,7 +123,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Role::Product => product_router(),
         Role::Payment => payment_router(),
     };
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}: choose another port with --port"))?;
     println!(
         "{:?} service listening on http://{}",
         args.role,
@@ -209,7 +219,10 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     let payments = services::spawn(payment_router(), any).await?;
     let config = Config::demo(users.addr, orders.addr, products.addr, payments.addr);
     let gateway = Arc::new(Gateway::new(config)?);
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen}: choose another port with --port (0: any free port)")
+    })?;
     let gateway_addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, Arc::clone(&gateway), async move {

@@ -106,6 +106,11 @@ impl Pool {
         })
     }
 
+    /// The `host:port` it connects to.
+    pub fn authority(&self) -> &str {
+        &self.shared.authority
+    }
+
     /// How many connections this pool has opened since it started.
     pub fn connections_opened(&self) -> u64 {
         self.shared.opened.load(Ordering::Relaxed)

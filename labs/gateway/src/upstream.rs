@@ -50,15 +50,16 @@ pub enum UpstreamError {
         /// The time allowed.
         timeout: Duration,
     },
-    /// The connection failed or broke (502).
+    /// The connection failed or broke (502). The client is told which upstream, not where
+    /// it lives: the address is for the log.
     #[error("upstream {upstream} is unreachable: {reason}")]
     Unreachable {
-        /// The upstream.
+        /// The upstream's name.
         upstream: String,
-        /// What the client said.
+        /// What went wrong, without the upstream's address.
         reason: String,
     },
-    /// The client's body broke a rule (413 or 408).
+    /// The client's body broke a rule, or broke off (400, 408 or 413).
     #[error(transparent)]
     Body(#[from] BodyGuardError),
 }
@@ -70,8 +71,7 @@ impl UpstreamError {
             UpstreamError::BreakerOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
-            UpstreamError::Body(BodyGuardError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            UpstreamError::Body(BodyGuardError::TimedOut(_)) => StatusCode::REQUEST_TIMEOUT,
+            UpstreamError::Body(error) => error.status(),
         }
     }
 }
@@ -179,7 +179,7 @@ impl Upstream {
                 minimum_calls: breaker.minimum_calls,
                 failure_rate_threshold: breaker.failure_rate_threshold,
                 wait_in_open: Millis(breaker.wait_in_open_ms),
-                permitted_calls_in_half_open: 1,
+                permitted_calls_in_half_open: breaker.permitted_calls_in_half_open,
                 ..BreakerConfig::default()
             },
             TokioClock::new(),
@@ -209,7 +209,7 @@ impl Upstream {
         } = outgoing;
         let uri = Uri::try_from(path_and_query).map_err(|e| UpstreamError::Unreachable {
             upstream: self.name.clone(),
-            reason: format!("{e}"),
+            reason: format!("the request's path is not a valid URI: {e}"),
         })?;
         let attempts = if retryable { self.max_attempts } else { 1 };
         self.budget.deposit();
@@ -271,9 +271,21 @@ impl Upstream {
                             return Err(UpstreamError::Body(guard));
                         }
                         admission.record(Outcome::Failure, took());
+                        tracing::warn!(
+                            upstream = %self.name,
+                            address = %self.pool.authority(),
+                            error = %error_chain(&error),
+                            "upstream unreachable"
+                        );
                         UpstreamError::Unreachable {
                             upstream: self.name.clone(),
-                            reason: error_chain(&error),
+                            reason: match &error {
+                                PoolError::Connect { source, .. } => {
+                                    format!("cannot connect: {source}")
+                                }
+                                // hyper's messages name no address.
+                                PoolError::Http(http) => error_chain(http),
+                            },
                         }
                     }
                     Err(_elapsed) => {

@@ -433,6 +433,9 @@ async fn bodies_stream_through_in_both_directions_without_buffering() {
     let upstream = Upstream::start().await;
     let mut config = echo_config(&upstream.url());
     config.max_body_bytes = 16 * 1024 * 1024;
+    // With request buffering off (nginx's `proxy_request_buffering off`): a body of unknown
+    // length would otherwise be read ahead up to the buffer before the upstream is called.
+    config.request_buffer_bytes = 0;
     let gateway = RunningGateway::start(config).await;
     // The upstream echoes the body back as it arrives. If the gateway buffered either
     // direction, the first chunk could not come back before the second is sent: deadlock.
@@ -680,6 +683,7 @@ async fn a_dead_upstream_gets_502_then_503_from_its_open_breaker() {
         minimum_calls: 2,
         failure_rate_threshold: 50.0,
         wait_in_open_ms: 5_000,
+        ..lab_gateway::config::BreakerSection::default()
     };
     config.retry.max_attempts = 1;
     let gateway = RunningGateway::start(config).await;
@@ -1004,6 +1008,32 @@ async fn with_the_access_log_on_each_request_gets_a_line_and_is_still_served() {
         );
     }
     assert_eq!(upstream.hits(), 1);
+}
+
+#[test]
+fn the_gateway_does_not_listen_on_the_books_port() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml"),
+    )
+    .unwrap();
+    let example = Config::from_toml(&example).unwrap();
+    let default = Config::from_toml("routes = []\n[upstreams]\n").unwrap();
+    for (what, config) in [("gateway.toml", example), ("the default", default)] {
+        assert_ne!(
+            config.listen.port(),
+            3000,
+            "{what}: `cargo xtask serve` serves the book on 3000"
+        );
+    }
+    let chapter = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../book/src/patterns/api-gateway-lab.md"),
+    )
+    .unwrap();
+    assert!(
+        !chapter.contains("127.0.0.1:3000"),
+        "nor do the chapter's commands"
+    );
 }
 
 #[test]

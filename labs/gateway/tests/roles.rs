@@ -112,6 +112,52 @@ async fn get(url: &str, token: Option<&str>) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// `config` with its `listen` line replaced.
+fn with_listen(config: &str, listen: &str) -> String {
+    config
+        .lines()
+        .map(|line| {
+            if line.starts_with("listen = ") {
+                format!("listen = \"{listen}\"")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_gateway_that_cannot_bind_names_the_address_and_how_to_change_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+    let config = with_listen(&std::fs::read_to_string(example).unwrap(), &addr);
+    let dir = std::env::temp_dir().join(format!("lab-gateway-bind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("gateway.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let output = Command::new(BIN)
+        .args([
+            "--role",
+            "gateway",
+            "--config",
+            config_path.to_str().unwrap(),
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains(&addr), "names the address: {stderr}");
+    assert!(
+        stderr.contains("--port") && stderr.contains("listen"),
+        "says how to choose another: {stderr}"
+    );
+    drop(taken);
+}
+
 #[tokio::test]
 async fn each_role_runs_as_its_own_process_behind_the_gateway() {
     let user = Running::start(&["--role", "user", "--port", "0"]);
@@ -130,7 +176,7 @@ async fn each_role_runs_as_its_own_process_behind_the_gateway() {
     ] {
         config = config.replace(&format!("http://127.0.0.1:{port}"), &service.url());
     }
-    config = config.replace("listen = \"127.0.0.1:3000\"", "listen = \"127.0.0.1:0\"");
+    config = with_listen(&config, "127.0.0.1:0");
     let dir = std::env::temp_dir().join(format!("lab-gateway-roles-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("gateway.toml");

@@ -7,7 +7,9 @@
 //!
 //! - [`normalize_path`] and [`RouteTable`] — which upstream serves a request (graded);
 //! - [`RateLimiter`] — a GCRA limiter with bounded memory, time passed in (graded);
-//! - [`headers`] — hop-by-hop headers and the trusted `X-Forwarded-For` walk.
+//! - [`headers`] — hop-by-hop headers and the trusted `X-Forwarded-For` walk;
+//! - [`framing`] — where each request head starts and ends in a connection's bytes, and the
+//!   limits on it (line length, head size, CRLF only).
 //!
 //! ```
 //! use gateway_core::{Millis, RateLimitConfig, RateLimiter, Route, RouteTable};
@@ -26,6 +28,7 @@
 //! With the `exercise` feature, the learner's copies in `labs/gateway/exercise/` replace the
 //! two graded modules.
 
+pub mod framing;
 pub mod headers;
 mod limit;
 mod route;

@@ -108,3 +108,63 @@ proptest! {
         }
     }
 }
+
+/// Connection bytes built from the pieces of HTTP/1.1 framing, so that heads, lengths, chunks
+/// and stray line breaks meet in every order.
+fn connection_bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just(&b"GET / HTTP/1.1\r\n"[..]),
+            Just(&b"POST /a HTTP/1.1\r\n"[..]),
+            Just(&b"Host: a\r\n"[..]),
+            Just(&b"Content-Length: 3\r\n"[..]),
+            Just(&b"Transfer-Encoding: chunked\r\n"[..]),
+            Just(&b"\r\n"[..]),
+            Just(&b"\n"[..]),
+            Just(&b"\r"[..]),
+            Just(&b"3\r\nabc\r\n"[..]),
+            Just(&b"0\r\n\r\n"[..]),
+            Just(&b"x"[..]),
+            Just(&b"X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"[..]),
+        ],
+        0..40,
+    )
+    .prop_map(|pieces| pieces.concat())
+}
+
+/// What a scanner passes on and refuses when the bytes arrive in pieces of `piece` bytes.
+fn framed(bytes: &[u8], piece: usize) -> (Vec<u8>, Option<gateway_core::framing::HeadRefusal>) {
+    use gateway_core::framing::{Framing, HeadLimits, Scanned};
+    let mut framing = Framing::new(HeadLimits {
+        max_line_bytes: 32,
+        max_head_bytes: 128,
+        max_fields: 3,
+    });
+    let (mut pending, mut passed) = (Vec::new(), Vec::new());
+    for part in bytes.chunks(piece.max(1)) {
+        pending.extend_from_slice(part);
+        loop {
+            match framing.scan(&pending) {
+                Scanned::Pass(0) | Scanned::Hold => break,
+                Scanned::Pass(n) => passed.extend(pending.drain(..n)),
+                Scanned::Refuse(refusal) => return (passed, Some(refusal)),
+            }
+        }
+    }
+    (passed, None)
+}
+
+proptest! {
+    /// However the network splits a connection's bytes, the scanner passes on the same bytes
+    /// and refuses the same head: a client cannot slip a head past it by timing its writes.
+    #[test]
+    fn request_framing_does_not_depend_on_how_the_bytes_arrive(
+        bytes in connection_bytes(),
+        piece in 1usize..64,
+    ) {
+        let whole = framed(&bytes, bytes.len());
+        prop_assert_eq!(framed(&bytes, piece), whole.clone());
+        // What it passes on is a prefix of the input: nothing invented, nothing reordered.
+        prop_assert!(bytes.starts_with(&whole.0));
+    }
+}

@@ -136,6 +136,9 @@ pub fn echo_config(url: &str) -> Config {
         max_body_bytes: 1024 * 1024,
         client_body_timeout_ms: 10_000,
         client_header_timeout_ms: 30_000,
+        max_header_line_bytes: 8 * 1024,
+        max_header_bytes: 32 * 1024,
+        request_buffer_bytes: 64 * 1024,
         trusted_proxies: Vec::new(),
         upstreams: BTreeMap::from([(
             "echo".to_owned(),
@@ -157,6 +160,7 @@ pub fn echo_config(url: &str) -> Config {
         ],
         auth: Some(auth_config()),
         rate_limit: None,
+        address_rate_limit: None,
         retry: RetryConfig {
             max_attempts: 2,
             budget_ratio: 0.2,
@@ -168,6 +172,7 @@ pub fn echo_config(url: &str) -> Config {
             minimum_calls: 100,
             failure_rate_threshold: 50.0,
             wait_in_open_ms: 10_000,
+            ..BreakerSection::default()
         },
         aggregation: None,
     }
