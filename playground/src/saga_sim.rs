@@ -404,6 +404,7 @@ fn log_text(definition: &SagaDefinition, event: &Event) -> String {
         Event::SagaCompleted => "saga completed".into(),
         Event::SagaCompensated => "saga compensated".into(),
         Event::NeedsAttention { step } => format!("{} needs an operator", name(*step)),
+        Event::Resumed => "saga resumed".into(),
     }
 }
 
@@ -785,7 +786,7 @@ mod tests {
         assert_eq!(run.outcome, Some(SagaOutcome::Completed));
         assert_eq!(
             operations_of(&run, MessageKind::Action),
-            ["create", "reserve", "reserve", "schedule", "approve"]
+            ["create", "reserve", "reserve", "schedule", "capture", "approve"]
         );
         let last = run.messages.last().expect("a run has messages");
         assert_eq!(last.kind, MessageKind::Done);

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use lab_saga::bus::Bus;
 use lab_saga::choreography::{self, Choreography};
 use lab_saga::db::Storage;
@@ -32,7 +33,7 @@ use lab_saga::system::{
 };
 use lab_saga::transport::Transport;
 use owo_colors::OwoColorize;
-use saga_core::SagaDefinition;
+use saga_core::{RetryPolicy, SagaDefinition};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Style {
@@ -120,8 +121,9 @@ struct Args {
     #[arg(long, value_enum, default_value_t = FailAt::None)]
     fail_at: FailAt,
     /// Exit the orchestrator right after this step's participant replied (before the reply
-    /// is logged): create_order, reserve_payment, reserve_inventory, schedule_shipping or
-    /// approve_order. Run again without it to resume.
+    /// is logged): create_order, reserve_payment, reserve_inventory, schedule_shipping,
+    /// capture_payment or approve_order (a step the scenario never reaches is refused). Run
+    /// again without it to resume.
     #[arg(long)]
     crash_at: Option<String>,
     /// Where the four SQLite files live.
@@ -130,6 +132,21 @@ struct Args {
     /// Units to order (2 500 cents each).
     #[arg(long, default_value_t = 2)]
     quantity: i64,
+    /// Role order: how many minutes a failing compensation is retried before its saga
+    /// stops in NEEDS_ATTENTION (resumed when its participant is back, on restart, or by
+    /// `POST /sagas/{id}/resume`).
+    #[arg(long, default_value_t = 15)]
+    compensation_retry_minutes: u64,
+}
+
+/// The participant that refuses under `--fail-at`.
+fn refusing(fail_at: FailAt) -> Option<&'static str> {
+    match fail_at {
+        FailAt::Payment => Some("payment"),
+        FailAt::Inventory => Some("inventory"),
+        FailAt::Shipping => Some("shipping"),
+        FailAt::None => None,
+    }
 }
 
 fn seed(fail_at: FailAt) -> Seed {
@@ -239,7 +256,11 @@ async fn serve_order(args: &Args, dir: &Path) -> anyhow::Result<()> {
         timeout: Duration::from_secs(2),
     };
     let mut service = OrderService::open(&Storage::file_in(dir, "order"), transport, "")?;
-    OrderService::configure(&mut service, true, Some(narrator()), None);
+    let mut definition = SagaDefinition::order_fulfilment();
+    definition.retry.compensation_retry_for = RetryPolicy::minutes(args.compensation_retry_minutes);
+    OrderService::configure(&mut service, true, Some(narrator()), Some(definition));
+    // Sagas stopped in NEEDS_ATTENTION carry on once their participant answers again.
+    service.spawn_attention_watch(Duration::from_secs(5));
     let listener = bind(args).await?;
     let address = listener.local_addr()?;
     println!(
@@ -280,6 +301,19 @@ fn narrator() -> Narrator {
 }
 
 async fn orchestration(args: &Args, dir: &Path) -> anyhow::Result<()> {
+    // `--crash-at` names a step; one that never runs in this scenario is refused up front.
+    let crash_plan = args.crash_at.as_deref().map(|step| {
+        CrashPlan::for_step(
+            &SagaDefinition::order_fulfilment(),
+            step,
+            refusing(args.fail_at),
+        )
+        .unwrap_or_else(|why| {
+            Args::command()
+                .error(ErrorKind::ValueValidation, format!("--crash-at: {why}"))
+                .exit()
+        })
+    });
     let place = Place::Dir(dir.to_path_buf());
     let options = || Options {
         narrator: Some(narrator()),
@@ -307,16 +341,8 @@ async fn orchestration(args: &Args, dir: &Path) -> anyhow::Result<()> {
     }
     fresh_dir(dir).with_context(|| format!("cannot prepare {}", dir.display()))?;
     let system = System::start(&place, Some(&seed(args.fail_at)), options())?;
-    if let Some(step) = &args.crash_at {
-        let index = SagaDefinition::order_fulfilment()
-            .steps
-            .iter()
-            .position(|s| &s.name == step)
-            .with_context(|| format!("--crash-at: no step named `{step}`"))?;
-        system.order.crash_at(CrashPlan {
-            before_send: None,
-            after_reply: Some(index),
-        });
+    if let Some(plan) = crash_plan {
+        system.order.crash_at(plan);
     }
     let line = order_line("order-1", args.quantity);
     println!(
