@@ -463,11 +463,18 @@ impl OrderService {
         let mut ids = self.unfinished()?;
         ids.extend(self.ids_with_status(OrderStatus::NeedsAttention)?);
         ids.sort();
+        // A saga another task drives already (placed a moment ago) is left to that task.
+        ids.retain(|order_id| !self.is_running(order_id));
         let runs = ids.iter().map(|order_id| async move {
-            let outcome = self.resume_saga(order_id).await?;
-            Ok::<_, OrchestratorError>((order_id.clone(), outcome))
+            match self.resume_saga(order_id).await {
+                Ok(outcome) => Ok(Some((order_id.clone(), outcome))),
+                Err(OrchestratorError::AlreadyRunning(_)) => Ok(None),
+                Err(error) => Err(error),
+            }
         });
-        futures::future::join_all(runs).await.into_iter().collect()
+        let finished: Result<Vec<_>, OrchestratorError> =
+            futures::future::join_all(runs).await.into_iter().collect();
+        Ok(finished?.into_iter().flatten().collect())
     }
 
     /// Orders whose saga has not ended.
