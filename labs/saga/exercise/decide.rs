@@ -13,7 +13,9 @@
 //!   after a backoff counted from the failure. A step up to the pivot that used all its
 //!   tries turns the saga around too, and since its last try may have done the work, it is
 //!   compensated as well. A step after the pivot is retried without limit.
-//! - A compensation is retried the same way; one that used all its tries needs a human.
+//! - A compensation is retried the same way, but by time rather than count: it needs a human
+//!   only once it has been failing for `compensation_retry_for`. A saga stopped that way is
+//!   set going again by a `Resumed` entry, with a fresh window.
 //!
 //! Everything else is written for you in the other modules of the crate: `SagaDefinition`
 //! (with `is_compensatable`), `RetryPolicy`, `SagaLog` and its `Event`s, `Action`, `Millis`,
@@ -41,19 +43,22 @@ pub fn backoff_delay(policy: &RetryPolicy, failures: u32) -> Millis {
     todo!("compute the wait before the next try")
 }
 
-/// Failures so far of one action or compensation, and when the latest happened.
+/// Failures so far of one action or compensation, and when they happened.
 /// (A suggestion: count these per step while you read the log.)
 #[derive(Clone, Copy, Debug, Default)]
 struct Tries {
     failures: u32,
+    first_failure_at: Millis,
     last_failure_at: Millis,
 }
 
 /// The next thing the saga should do, given its definition and its log.
 pub fn next_action(definition: &SagaDefinition, log: &SagaLog) -> Action {
     // TODO 1: read the log once, oldest entry first (`log.entries()`, each with `.at` and
-    // `.event`). An entry that ends the saga (`entry.event.outcome()` is `Some`) means
-    // there is nothing left to do: `Action::Done`.
+    // `.event`). `SagaCompleted` or `SagaCompensated` means there is nothing left to do:
+    // `Action::Done`. `NeedsAttention` stops the saga too (`Action::Done` once the whole log
+    // is read), unless a later `Resumed` entry sets it going again: then the compensation
+    // failures before the resume no longer count (nor those of steps after the pivot).
     //
     // TODO 2: while reading, remember per step: did its action succeed? how many retryable
     // failures, and when was the last? did its compensation succeed? how many compensation
@@ -74,8 +79,9 @@ pub fn next_action(definition: &SagaDefinition, log: &SagaLog) -> Action {
     // TODO 5 (backward): from the failed step down to step 0, find the first step that
     // needs undoing (it succeeded, or it is the step that ran out of tries), has a
     // compensation (`definition.steps[step].compensation`), and is not compensated yet.
-    // Compensate it, with the same attempt/backoff rule as steps, unless it already failed
-    // `definition.retry.max_compensation_attempts` times: then `Action::NeedsAttention`.
+    // Compensate it, with the same attempt/backoff rule as steps, unless its failures have
+    // gone on for `definition.retry.compensation_retry_for` (from the first to the latest):
+    // then `Action::NeedsAttention`.
     // Nothing left to undo: `Action::Fail`.
     //
     // Read: book chapter patterns/saga.md (the failure scenario's sequence diagram, then

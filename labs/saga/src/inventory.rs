@@ -25,11 +25,22 @@ impl Domain for Inventory {
         );";
 
     fn act(tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal> {
-        if reservation_status(tx, &line.order_id)?.as_deref() == Some("RELEASED") {
-            return Err(Refusal::Business(format!(
-                "order {} was already released",
-                line.order_id
-            )));
+        match reservation_status(tx, &line.order_id)?.as_deref() {
+            Some("RELEASED") => {
+                return Err(Refusal::Business(format!(
+                    "order {} was already released",
+                    line.order_id
+                )));
+            }
+            // The same order under a new key: a second reservation would take stock twice.
+            Some(_) => {
+                return Err(Refusal::Conflict(format!(
+                    "order {} already has stock reserved under another idempotency key; \
+                     retry with that key",
+                    line.order_id
+                )));
+            }
+            None => {}
         }
         let available: Option<i64> = tx
             .query_row(

@@ -55,6 +55,10 @@ pub enum Refusal {
     /// A business "no": insufficient funds, out of stock, no courier. Final.
     #[error("{0}")]
     Business(String),
+    /// The request contradicts what is held (the same order under another idempotency
+    /// key): answered 409 and not stored, since nothing was done.
+    #[error("{0}")]
+    Conflict(String),
     /// The database failed: worth a retry.
     #[error("storage: {0}")]
     Storage(String),
@@ -81,10 +85,14 @@ impl Reply {
         (200..300).contains(&self.status)
     }
 
-    /// Whether it is a final refusal (4xx) rather than a transient failure (5xx).
+    // ANCHOR: is_business_refusal
+    /// Whether it is a final refusal rather than a failure worth a retry: a 4xx, except
+    /// 408 (the request timed out), 409 (a conflict that may clear), 425 (too early) and
+    /// 429 (too many requests), which say "not now" rather than "no".
     pub fn is_business_refusal(&self) -> bool {
-        (400..500).contains(&self.status)
+        (400..500).contains(&self.status) && !matches!(self.status, 408 | 409 | 425 | 429)
     }
+    // ANCHOR_END: is_business_refusal
 
     /// The problem's `detail`, or the body, for narration.
     pub fn detail(&self) -> String {

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use lab_saga::bus::{Bus, NatsSettings};
@@ -40,7 +41,7 @@ use lab_saga::system::{
     Balances, CUSTOMER, Options, Place, SKU, Seed, System, deployment_id, fresh_dir, order_line,
 };
 use lab_saga::transport::Transport;
-use saga_core::{OrderStatus, SagaDefinition};
+use saga_core::{OrderStatus, RetryPolicy, SagaDefinition};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Style {
@@ -156,7 +157,8 @@ struct Args {
     fail_at: FailAt,
     /// Demo, orchestrated: exit the orchestrator right after this step's participant replied
     /// (before the reply is logged): create_order, reserve_payment, reserve_inventory,
-    /// schedule_shipping or approve_order. Run again without it to resume.
+    /// schedule_shipping, capture_payment or approve_order (a step the scenario never reaches
+    /// is refused). Run again without it to resume.
     #[arg(long)]
     crash_at: Option<String>,
     /// Where the four SQLite files live, kept between runs (default: a fresh directory per
@@ -170,6 +172,21 @@ struct Args {
     /// restarted service waits for the messages its previous run never acknowledged).
     #[arg(long, default_value_t = 30)]
     ack_wait_secs: u64,
+    /// Role order, orchestrated: how many minutes a failing compensation is retried before its
+    /// saga stops in NEEDS_ATTENTION (resumed when its participant is back, on restart, or by
+    /// `POST /sagas/{id}/resume`).
+    #[arg(long, default_value_t = 15)]
+    compensation_retry_minutes: u64,
+}
+
+/// The participant that refuses under `--fail-at`.
+fn refusing(fail_at: FailAt) -> Option<&'static str> {
+    match fail_at {
+        FailAt::Payment => Some("payment"),
+        FailAt::Inventory => Some("inventory"),
+        FailAt::Shipping => Some("shipping"),
+        FailAt::None => None,
+    }
 }
 
 fn seed(fail_at: FailAt) -> Seed {
@@ -285,7 +302,12 @@ fn check_flags(args: &Args, matches: &ArgMatches) -> anyhow::Result<()> {
         );
     }
     let orchestrated_order = args.role == Role::Order && args.style == Style::Orchestration;
-    for flag in ["payment_url", "inventory_url", "shipping_url"] {
+    for flag in [
+        "payment_url",
+        "inventory_url",
+        "shipping_url",
+        "compensation_retry_minutes",
+    ] {
         anyhow::ensure!(
             !given(flag) || orchestrated_order,
             "--{} applies to --role order --style orchestration (the orchestrator calls the \
@@ -419,7 +441,16 @@ async fn serve_order(args: &Args, dir: &Path, palette: Palette) -> anyhow::Resul
         timeout: Duration::from_secs(2),
     };
     let mut service = OrderService::open(&Storage::file_in(dir, "order"), transport, "")?;
-    OrderService::configure(&mut service, true, Some(narrator(palette)), None);
+    let mut definition = SagaDefinition::order_fulfilment();
+    definition.retry.compensation_retry_for = RetryPolicy::minutes(args.compensation_retry_minutes);
+    OrderService::configure(
+        &mut service,
+        true,
+        Some(narrator(palette)),
+        Some(definition),
+    );
+    // Sagas stopped in NEEDS_ATTENTION carry on once their participant answers again.
+    service.spawn_attention_watch(Duration::from_secs(5));
     let listener = bind(args).await?;
     let address = listener.local_addr()?;
     println!(
@@ -650,6 +681,19 @@ async fn orchestration(
     kept: bool,
     palette: Palette,
 ) -> anyhow::Result<()> {
+    // `--crash-at` names a step; one that never runs in this scenario is refused up front.
+    let crash_plan = args.crash_at.as_deref().map(|step| {
+        CrashPlan::for_step(
+            &SagaDefinition::order_fulfilment(),
+            step,
+            refusing(args.fail_at),
+        )
+        .unwrap_or_else(|why| {
+            Args::command()
+                .error(ErrorKind::ValueValidation, format!("--crash-at: {why}"))
+                .exit()
+        })
+    });
     let place = Place::Dir(dir.to_path_buf());
     let options = || Options {
         narrator: Some(narrator(palette)),
@@ -677,16 +721,8 @@ async fn orchestration(
     }
     let seed = prepare_demo_dir(args, dir, kept)?;
     let system = System::start(&place, seed.as_ref(), options())?;
-    if let Some(step) = &args.crash_at {
-        let index = SagaDefinition::order_fulfilment()
-            .steps
-            .iter()
-            .position(|s| &s.name == step)
-            .with_context(|| format!("--crash-at: no step named `{step}`"))?;
-        system.order.crash_at(CrashPlan {
-            before_send: None,
-            after_reply: Some(index),
-        });
+    if let Some(plan) = crash_plan {
+        system.order.crash_at(plan);
     }
     let line = order_line(&free_order_id(&system.order), args.quantity);
     println!(

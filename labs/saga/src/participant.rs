@@ -8,13 +8,16 @@
 //! - injected faults (for the demo and the tests): transient 503s before the work, and
 //!   "lost replies" (the work commits, the caller sees a 503) — the case that makes
 //!   idempotency keys necessary;
-//! - the HTTP face: `POST /<action>`, `POST /<compensation>` (header `Idempotency-Key`),
-//!   `GET /state`, `GET /health`, errors as problem+json.
+//! - the HTTP face: `POST /<action>`, `POST /<compensation>`, `POST /<finish>` for a
+//!   participant with a step after the pivot (header `Idempotency-Key`), `GET /state`,
+//!   `GET /health`, errors as problem+json (unknown paths and methods and oversized bodies
+//!   included).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +28,7 @@ use serde_json::Value;
 
 use crate::db::{self, Db, Storage};
 use crate::line::{OrderLine, Refusal, Reply};
-use crate::problem::{Problem, SagaProblem};
+use crate::problem::{self, Problem, SagaProblem};
 
 /// The business rules of one participant.
 pub trait Domain: Send + Sync + 'static {
@@ -37,12 +40,24 @@ pub trait Domain: Send + Sync + 'static {
     const COMPENSATION: &'static str;
     /// Tables of the domain (`CREATE TABLE IF NOT EXISTS …`).
     const SCHEMA: &'static str;
+    /// The name of the action that commits a reservation once the saga has passed its
+    /// pivot (`capture`), if the participant has one.
+    const FINISH: Option<&'static str> = None;
 
     /// Does the action inside `tx`, or refuses without writing anything.
     fn act(tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal>;
     /// Undoes the action inside `tx`. Must succeed whether or not the action ever ran: if
     /// it did not, it leaves a tombstone so a late action for the same order is refused.
     fn compensate(tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal>;
+    /// Commits what the action reserved ([`FINISH`](Self::FINISH)), inside `tx`. Only asked
+    /// of a participant that names a finishing action.
+    fn finish(_tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal> {
+        Err(Refusal::Business(format!(
+            "{} has nothing to finish for order {}",
+            Self::NAME,
+            line.order_id
+        )))
+    }
     /// What the service holds right now, for the demo's balances and the tests' checks.
     fn holdings(connection: &rusqlite::Connection) -> rusqlite::Result<Value>;
 }
@@ -50,6 +65,9 @@ pub trait Domain: Send + Sync + 'static {
 /// Faults to inject, changed at runtime by the demo and the tests.
 #[derive(Debug, Default)]
 pub struct Faults {
+    /// The service is down: every request, `/health` included, fails with 503 until this
+    /// is cleared (an outage of known length, in tests with a paused clock).
+    pub down: AtomicBool,
     /// The next N requests fail with 503 before doing anything.
     pub fail_next: AtomicU32,
     /// The next N requests do their work and commit, then answer 503 (a lost reply).
@@ -70,6 +88,26 @@ CREATE TABLE IF NOT EXISTS idempotency (
     status INTEGER NOT NULL,
     body TEXT NOT NULL
 );";
+
+/// Which of a participant's operations a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// The action (`reserve`).
+    Act,
+    /// The compensation (`refund`).
+    Compensate,
+    /// The finishing action after the pivot (`capture`).
+    Finish,
+}
+
+impl From<CommandKind> for Operation {
+    fn from(kind: CommandKind) -> Self {
+        match kind {
+            CommandKind::Action => Operation::Act,
+            CommandKind::Compensation => Operation::Compensate,
+        }
+    }
+}
 
 /// One running participant service: its database, its faults and its rules.
 pub struct Participant<D: Domain> {
@@ -117,13 +155,27 @@ impl<D: Domain> Participant<D> {
         line: &OrderLine,
         also: impl FnOnce(&Transaction<'_>, &Reply) -> rusqlite::Result<()>,
     ) -> Reply {
+        self.perform(kind.into(), key, line, also)
+    }
+
+    /// [`execute_with`](Self::execute_with) for any [`Operation`], the finishing one too.
+    pub fn perform(
+        &self,
+        operation: Operation,
+        key: &str,
+        line: &OrderLine,
+        also: impl FnOnce(&Transaction<'_>, &Reply) -> rusqlite::Result<()>,
+    ) -> Reply {
+        if let Some(problem) = self.outage() {
+            return problem_reply(problem);
+        }
         if take_one(&self.faults.fail_next) {
             return problem_reply(Problem::unavailable(format!(
                 "{} is failing on purpose (injected fault)",
                 D::NAME
             )));
         }
-        let reply = match self.execute_in_transaction(kind, key, line, also) {
+        let reply = match self.execute_in_transaction(operation, key, line, also) {
             Ok(reply) => reply,
             Err(error) => problem_reply(Problem::unavailable(format!(
                 "{} storage error: {error}",
@@ -142,7 +194,7 @@ impl<D: Domain> Participant<D> {
 
     fn execute_in_transaction(
         &self,
-        kind: CommandKind,
+        operation: Operation,
         key: &str,
         line: &OrderLine,
         also: impl FnOnce(&Transaction<'_>, &Reply) -> rusqlite::Result<()>,
@@ -163,13 +215,16 @@ impl<D: Domain> Participant<D> {
                 body: serde_json::from_str(&body).unwrap_or(Value::Null),
             });
         }
-        let outcome = match kind {
-            CommandKind::Action => D::act(&tx, line),
-            CommandKind::Compensation => D::compensate(&tx, line),
+        let outcome = match operation {
+            Operation::Act => D::act(&tx, line),
+            Operation::Compensate => D::compensate(&tx, line),
+            Operation::Finish => D::finish(&tx, line),
         };
         let reply = match outcome {
             Ok(body) => Reply { status: 200, body },
             Err(Refusal::Business(detail)) => problem_reply(Problem::refused(detail)),
+            // Nothing was done, so nothing is stored: the transaction rolls back.
+            Err(Refusal::Conflict(detail)) => return Ok(problem_reply(Problem::conflict(detail))),
             // A storage error rolls everything back (tx dropped) and is worth a retry.
             Err(storage @ Refusal::Storage(_)) => return Err(storage),
         };
@@ -187,6 +242,14 @@ impl<D: Domain> Participant<D> {
     /// [`execute_with`](Self::execute_with) with nothing else in the transaction.
     pub fn execute(&self, kind: CommandKind, key: &str, line: &OrderLine) -> Reply {
         self.execute_with(kind, key, line, |_, _| Ok(()))
+    }
+
+    /// The 503 every request gets while the service is down ([`Faults::down`]).
+    fn outage(&self) -> Option<Problem> {
+        self.faults
+            .down
+            .load(Ordering::SeqCst)
+            .then(|| Problem::unavailable(format!("{} is down (injected outage)", D::NAME)))
     }
 
     /// What the service holds right now.
@@ -251,18 +314,23 @@ fn parse_line(body: &[u8]) -> Result<OrderLine, Problem> {
 
 async fn handle<D: Domain>(
     participant: Arc<Participant<D>>,
-    kind: CommandKind,
+    operation: Operation,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Response {
-    let request = key_of(&headers).and_then(|key| Ok((key, parse_line(&body)?)));
+    let request = body.map_err(problem::body_rejected).and_then(|body| {
+        let key = key_of(&headers)?;
+        Ok((key, parse_line(&body)?))
+    });
     match request {
         Err(problem) => problem.into_response(),
         Ok((key, line)) => {
             // SQLite work is blocking: keep it off the async worker threads.
-            let reply = tokio::task::spawn_blocking(move || participant.execute(kind, &key, &line))
-                .await
-                .unwrap_or_else(|_| problem_reply(Problem::unavailable("the handler panicked")));
+            let reply = tokio::task::spawn_blocking(move || {
+                participant.perform(operation, &key, &line, |_, _| Ok(()))
+            })
+            .await
+            .unwrap_or_else(|_| problem_reply(Problem::unavailable("the handler panicked")));
             reply.into_response()
         }
     }
@@ -270,27 +338,35 @@ async fn handle<D: Domain>(
 
 /// The participant's HTTP face.
 pub fn router<D: Domain>(participant: Arc<Participant<D>>) -> Router {
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
+    let mut router = Router::new()
+        .route(
+            "/health",
+            get(|State(p): State<Arc<Participant<D>>>| async move {
+                match p.outage() {
+                    Some(problem) => problem.into_response(),
+                    None => "ok".into_response(),
+                }
+            }),
+        )
         .route(
             "/state",
             get(|State(p): State<Arc<Participant<D>>>| async move { Json(p.holdings()) }),
-        )
-        .route(
-            &format!("/{}", D::ACTION),
+        );
+    let operations = [
+        (Some(D::ACTION), Operation::Act),
+        (Some(D::COMPENSATION), Operation::Compensate),
+        (D::FINISH, Operation::Finish),
+    ];
+    for (name, operation) in operations {
+        let Some(name) = name else { continue };
+        router = router.route(
+            &format!("/{name}"),
             post(
-                |State(p): State<Arc<Participant<D>>>, headers: HeaderMap, body| {
-                    handle(p, CommandKind::Action, headers, body)
+                move |State(p): State<Arc<Participant<D>>>, headers: HeaderMap, body| {
+                    handle(p, operation, headers, body)
                 },
             ),
-        )
-        .route(
-            &format!("/{}", D::COMPENSATION),
-            post(
-                |State(p): State<Arc<Participant<D>>>, headers: HeaderMap, body| {
-                    handle(p, CommandKind::Compensation, headers, body)
-                },
-            ),
-        )
-        .with_state(participant)
+        );
+    }
+    problem::with_problem_fallbacks(router).with_state(participant)
 }

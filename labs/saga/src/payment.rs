@@ -1,8 +1,9 @@
 //! The payment service: customer balances and the holds placed on them by orders.
 //!
 //! `reserve` moves money from a customer's balance into a hold for the order (a business
-//! refusal when the balance is short); `refund` releases the hold back to the balance.
-//! Money is conserved: balance + held is the same before and after any saga.
+//! refusal when the balance is short); `refund` releases the hold back to the balance;
+//! `capture`, the step after the pivot, takes the held money for good. Money is conserved:
+//! balance + held + captured is the same before and after any saga.
 
 use rusqlite::{OptionalExtension, Transaction};
 use serde_json::{Value, json};
@@ -19,20 +20,33 @@ impl Domain for Payment {
     const NAME: &'static str = "payment";
     const ACTION: &'static str = "reserve";
     const COMPENSATION: &'static str = "refund";
+    const FINISH: Option<&'static str> = Some("capture");
     const SCHEMA: &'static str = "
         CREATE TABLE IF NOT EXISTS accounts (customer TEXT PRIMARY KEY, balance INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS holds (
             order_id TEXT PRIMARY KEY, customer TEXT NOT NULL, amount INTEGER NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('HELD', 'REFUNDED'))
+            status TEXT NOT NULL CHECK (status IN ('HELD', 'REFUNDED', 'CAPTURED'))
         );";
 
     fn act(tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal> {
-        if hold_status(tx, &line.order_id)?.as_deref() == Some("REFUNDED") {
+        match hold_status(tx, &line.order_id)?.as_deref() {
             // The refund arrived first (a reordered or late message): stay refunded.
-            return Err(Refusal::Business(format!(
-                "order {} was already refunded",
-                line.order_id
-            )));
+            Some("REFUNDED") => {
+                return Err(Refusal::Business(format!(
+                    "order {} was already refunded",
+                    line.order_id
+                )));
+            }
+            // The same order under a new key: a second hold would charge it twice.
+            Some(status) => {
+                return Err(Refusal::Conflict(format!(
+                    "order {} already has a payment {} under another idempotency key; \
+                     retry with that key",
+                    line.order_id,
+                    status.to_lowercase()
+                )));
+            }
+            None => {}
         }
         let balance: Option<i64> = tx
             .query_row(
@@ -64,6 +78,11 @@ impl Domain for Payment {
 
     fn compensate(tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal> {
         match hold_status(tx, &line.order_id)?.as_deref() {
+            Some("CAPTURED") => Err(Refusal::Business(format!(
+                "order {} was captured: after the pivot a refund is a new payment, not a \
+                 compensation",
+                line.order_id
+            ))),
             Some("HELD") => {
                 let (customer, amount): (String, i64) = tx.query_row(
                     "SELECT customer, amount FROM holds WHERE order_id = ?1",
@@ -93,6 +112,30 @@ impl Domain for Payment {
         }
     }
 
+    // ANCHOR: payment_capture
+    fn finish(tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal> {
+        match hold_status(tx, &line.order_id)?.as_deref() {
+            Some("HELD") => {
+                let amount: i64 = tx.query_row(
+                    "SELECT amount FROM holds WHERE order_id = ?1",
+                    [&line.order_id],
+                    |row| row.get(0),
+                )?;
+                tx.execute(
+                    "UPDATE holds SET status = 'CAPTURED' WHERE order_id = ?1",
+                    [&line.order_id],
+                )?;
+                Ok(json!({ "captured": amount }))
+            }
+            Some("CAPTURED") => Ok(json!({ "captured": 0, "note": "already captured" })),
+            _ => Err(Refusal::Business(format!(
+                "order {} has no money held to capture",
+                line.order_id
+            ))),
+        }
+    }
+    // ANCHOR_END: payment_capture
+
     fn holdings(connection: &rusqlite::Connection) -> rusqlite::Result<Value> {
         let balance: i64 = connection.query_row(
             "SELECT COALESCE(SUM(balance), 0) FROM accounts",
@@ -104,7 +147,18 @@ impl Domain for Payment {
             [],
             |row| row.get(0),
         )?;
-        Ok(json!({ "balance": balance, "held": held }))
+        let captured: i64 = connection.query_row(
+            "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE status = 'CAPTURED'",
+            [],
+            |row| row.get(0),
+        )?;
+        // `captured` appears once something was: the books of a saga that never reached
+        // its capture read as before.
+        Ok(if captured == 0 {
+            json!({ "balance": balance, "held": held })
+        } else {
+            json!({ "balance": balance, "held": held, "captured": captured })
+        })
     }
 }
 
@@ -135,6 +189,15 @@ pub fn open_account(
 pub fn held_for(connection: &rusqlite::Connection, order_id: &str) -> rusqlite::Result<i64> {
     connection.query_row(
         "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE order_id = ?1 AND status = 'HELD'",
+        [order_id],
+        |row| row.get(0),
+    )
+}
+
+/// Money captured for one order (0 if none).
+pub fn captured_for(connection: &rusqlite::Connection, order_id: &str) -> rusqlite::Result<i64> {
+    connection.query_row(
+        "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE order_id = ?1 AND status = 'CAPTURED'",
         [order_id],
         |row| row.get(0),
     )

@@ -27,11 +27,22 @@ impl Domain for Shipping {
         );";
 
     fn act(tx: &Transaction<'_>, line: &OrderLine) -> Result<Value, Refusal> {
-        if delivery_status(tx, &line.order_id)?.as_deref() == Some("CANCELLED") {
-            return Err(Refusal::Business(format!(
-                "delivery of order {} was already cancelled",
-                line.order_id
-            )));
+        match delivery_status(tx, &line.order_id)?.as_deref() {
+            Some("CANCELLED") => {
+                return Err(Refusal::Business(format!(
+                    "delivery of order {} was already cancelled",
+                    line.order_id
+                )));
+            }
+            // The same order under a new key: a second delivery would book two couriers.
+            Some(_) => {
+                return Err(Refusal::Conflict(format!(
+                    "order {} already has a courier booked under another idempotency key; \
+                     retry with that key",
+                    line.order_id
+                )));
+            }
+            None => {}
         }
         let free: i64 =
             tx.query_row("SELECT free_slots FROM couriers WHERE id = 1", [], |row| {

@@ -151,11 +151,13 @@ impl System {
         // One statement per lock: a guard lives to the end of its statement, and taking the
         // same (non-reentrant) lock twice in one statement would deadlock.
         let money_held = payment::held_for(&self.payment.db().lock(), order_id)?;
+        let money_captured = payment::captured_for(&self.payment.db().lock(), order_id)?;
         let stock_reserved = inventory::reserved_for(&self.inventory.db().lock(), order_id)?;
         let shipping_scheduled = shipping::scheduled_for(&self.shipping.db().lock(), order_id)?;
         Ok(Balances {
             order_status: status,
             money_held,
+            money_captured,
             stock_reserved,
             shipping_scheduled,
             payment: self.payment.holdings(),
@@ -172,6 +174,8 @@ pub struct Balances {
     pub order_status: OrderStatus,
     /// Cents held by payment for this order.
     pub money_held: i64,
+    /// Cents captured by payment for this order (taken for good after the pivot).
+    pub money_captured: i64,
     /// Units reserved by inventory for this order.
     pub stock_reserved: i64,
     /// Whether shipping has a delivery scheduled for it.
@@ -186,15 +190,21 @@ pub struct Balances {
 
 impl Balances {
     // ANCHOR: consistent
-    /// The saga's promise: an approved order holds its money, stock and courier; any other
-    /// ended order holds nothing anywhere.
+    /// The saga's promise: an approved order has its money taken (captured by the
+    /// orchestrated saga), its stock and its courier; any other ended order holds nothing
+    /// anywhere.
     pub fn is_consistent(&self) -> bool {
         match self.order_status {
             OrderStatus::Approved => {
-                self.money_held > 0 && self.stock_reserved > 0 && self.shipping_scheduled
+                self.money_held + self.money_captured > 0
+                    && self.stock_reserved > 0
+                    && self.shipping_scheduled
             }
             OrderStatus::Cancelled => {
-                self.money_held == 0 && self.stock_reserved == 0 && !self.shipping_scheduled
+                self.money_held == 0
+                    && self.money_captured == 0
+                    && self.stock_reserved == 0
+                    && !self.shipping_scheduled
             }
             OrderStatus::Pending | OrderStatus::NeedsAttention => false,
         }

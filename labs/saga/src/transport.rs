@@ -102,6 +102,40 @@ impl Transport {
         }
     }
     // ANCHOR_END: send
+
+    /// Whether `participant` answers `GET /health` with a 2xx: the orchestrator's way to
+    /// see that a participant it gave up on is back.
+    pub async fn is_up(&self, participant: &str) -> bool {
+        match self {
+            Transport::InProcess(routers) => {
+                let Some(router) = routers.get(participant) else {
+                    return false;
+                };
+                let Ok(request) = Request::get("/health").body(Body::empty()) else {
+                    return false;
+                };
+                match router.clone().oneshot(request).await {
+                    Ok(response) => response.status().is_success(),
+                    Err(infallible) => match infallible {},
+                }
+            }
+            Transport::Http {
+                client,
+                base_urls,
+                timeout,
+            } => {
+                let Some(base) = base_urls.get(participant) else {
+                    return false;
+                };
+                client
+                    .get(format!("{base}/health"))
+                    .timeout(*timeout)
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status().is_success())
+            }
+        }
+    }
 }
 
 fn unknown(participant: &str) -> Reply {

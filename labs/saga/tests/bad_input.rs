@@ -141,3 +141,144 @@ async fn a_pending_order_is_locked_by_its_saga() {
         "decided orders are final, not locked"
     );
 }
+
+#[tokio::test]
+async fn an_amount_that_is_not_the_catalogue_price_is_refused_with_a_422() {
+    let system = system();
+    let router = lab_saga::order::router(Arc::clone(&system.order));
+    // Two books for one cent.
+    let cheap = serde_json::to_string(&order_line("o-5", 2))
+        .unwrap()
+        .replace("\"amount\":5000", "\"amount\":1");
+    let (status, content_type, problem) = call(router.clone(), post("/orders", None, &cheap)).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "application/problem+json"),
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("5000") && detail.contains("rust-book") && detail.contains('1'),
+        "the detail says what the price is: {detail}"
+    );
+    let unknown = serde_json::to_string(&order_line("o-6", 1))
+        .unwrap()
+        .replace("rust-book", "no-such-book");
+    let (status, _, problem) = call(router.clone(), post("/orders", None, &unknown)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("no-such-book"));
+    assert!(
+        system.order.view("o-5").unwrap().is_none(),
+        "nothing written"
+    );
+    assert!(
+        system.order.view("o-6").unwrap().is_none(),
+        "nothing written"
+    );
+    // The catalogue's price is accepted.
+    let (status, _, _) = call(
+        router,
+        post(
+            "/orders",
+            None,
+            &serde_json::to_string(&order_line("o-7", 2)).unwrap(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+/// A body of 3 MB, more than any route accepts.
+fn huge_body() -> String {
+    format!("{{\"pad\":\"{}\"}}", "x".repeat(3 << 20))
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_a_413_problem_not_plain_text() {
+    let system = system();
+    for (name, router, path) in [
+        (
+            "order",
+            lab_saga::order::router(Arc::clone(&system.order)),
+            "/orders",
+        ),
+        (
+            "payment",
+            participant::router(Arc::clone(&system.payment)),
+            "/reserve",
+        ),
+    ] {
+        let (status, content_type, problem) =
+            call(router, post(path, Some("k-huge"), &huge_body())).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{name}");
+        assert_eq!(content_type, "application/problem+json", "{name}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("bytes"),
+            "{name}: the detail names the limit: {problem}"
+        );
+    }
+    assert_eq!(system.payment.stored_keys(), 0, "nothing was written");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_a_problem_404_and_405() {
+    let system = system();
+    for (name, router) in [
+        ("order", lab_saga::order::router(Arc::clone(&system.order))),
+        (
+            "inventory",
+            participant::router(Arc::clone(&system.inventory)),
+        ),
+    ] {
+        let nowhere = Request::get("/nowhere").body(Body::empty()).unwrap();
+        let (status, content_type, problem) = call(router.clone(), nowhere).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (StatusCode::NOT_FOUND, "application/problem+json"),
+            "{name}"
+        );
+        assert!(problem["detail"].as_str().unwrap().contains("/nowhere"));
+        let wrong_method = Request::delete("/health").body(Body::empty()).unwrap();
+        let (status, content_type, problem) = call(router, wrong_method).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, "application/problem+json"),
+            "{name}"
+        );
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("DELETE") && detail.contains("/health"),
+            "{name}: {detail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reserve_with_a_new_key_for_an_order_already_held_is_a_409_that_says_so() {
+    let system = system();
+    for (name, router) in [
+        ("payment", participant::router(Arc::clone(&system.payment))),
+        (
+            "inventory",
+            participant::router(Arc::clone(&system.inventory)),
+        ),
+    ] {
+        let body = serde_json::to_string(&order_line("o-9", 1)).unwrap();
+        let (status, _, _) = call(router.clone(), post("/reserve", Some("first-key"), &body)).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        let (status, content_type, problem) =
+            call(router, post("/reserve", Some("second-key"), &body)).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (StatusCode::CONFLICT, "application/problem+json"),
+            "{name}: {problem}"
+        );
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("o-9") && detail.contains("another idempotency key"),
+            "{name}: {detail}"
+        );
+    }
+    assert_eq!(system.payment.holdings()["held"], 2_500, "held once");
+    assert_eq!(system.inventory.holdings()["reserved"], 1, "reserved once");
+}

@@ -266,10 +266,8 @@ fn orders() -> Vec<OrderLine> {
     let mut lines: Vec<OrderLine> = (0..SMALL_ORDERS)
         .map(|i| order_line(&format!("small-{i:02}"), 1))
         .collect();
-    lines.push(OrderLine {
-        amount: BALANCE + 1,
-        ..order_line("too-expensive", 1)
-    });
+    // 41 books cost more than the balance (and than the stock: payment refuses first).
+    lines.push(order_line("too-expensive", BALANCE / 2_500 + 1));
     lines.push(order_line("too-many", STOCK + 1));
     lines
 }
@@ -453,7 +451,7 @@ async fn sigkill_of_the_order_process_mid_saga_loses_no_order_and_does_nothing_t
                 assert_eq!(last, Some(&Event::SagaCompleted), "{id}");
                 assert_eq!(
                     hold,
-                    Some(("HELD".to_owned(), line.amount)),
+                    Some(("CAPTURED".to_owned(), line.amount)),
                     "{id}: charged"
                 );
                 assert_eq!(
@@ -510,13 +508,19 @@ async fn sigkill_of_the_order_process_mid_saga_loses_no_order_and_does_nothing_t
         [CUSTOMER],
     )
     .expect("the customer's account");
-    let held: i64 = query_one(
-        &payment_db,
-        "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE status = 'HELD'",
-        [],
-    )
-    .expect("a sum");
-    assert_eq!((balance, held), (BALANCE - charged, charged), "money");
+    let sum_of = |status: &str| -> i64 {
+        query_one(
+            &payment_db,
+            "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE status = ?1",
+            [status],
+        )
+        .expect("a sum")
+    };
+    assert_eq!(
+        (balance, sum_of("HELD"), sum_of("CAPTURED")),
+        (BALANCE - charged, 0, charged),
+        "money: every approved order captured, nothing left held"
+    );
     let available: i64 = query_one(
         &inventory_db,
         "SELECT available FROM stock WHERE sku = ?1",
@@ -556,7 +560,7 @@ fn run_demo(dir: &Path, extra: &[&str]) -> (Output, String) {
 /// The participant a step's command goes to (`None`: the order service's own step).
 fn participant_of(step: &str) -> Option<&'static str> {
     match step {
-        "reserve_payment" => Some("payment"),
+        "reserve_payment" | "capture_payment" => Some("payment"),
         "reserve_inventory" => Some("inventory"),
         "schedule_shipping" => Some("shipping"),
         _ => None,
@@ -571,6 +575,7 @@ fn crash_at_a_known_step_exits_the_process_and_the_next_run_resumes_without_redo
         "reserve_payment",
         "reserve_inventory",
         "schedule_shipping",
+        "capture_payment",
         "approve_order",
     ];
     // Without a failure the saga completes; with no courier it is compensated after the
@@ -655,5 +660,31 @@ fn crash_at_a_known_step_exits_the_process_and_the_next_run_resumes_without_redo
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn crash_at_names_a_step_and_refuses_one_that_never_runs() {
+    let root = scratch("crash-at-step");
+    // Payment refuses, so the saga never reaches reserve_inventory: its third command is
+    // the cancellation of the order, which `--crash-at reserve_inventory` must not mean.
+    let dir = root.join("payment-inventory");
+    let (output, text) = run_demo(
+        &dir,
+        &["--fail-at", "payment", "--crash-at", "reserve_inventory"],
+    );
+    assert!(
+        !text.contains("cancel replied"),
+        "crashed elsewhere:\n{text}"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "refused as a usage error\n{text}"
+    );
+    assert!(
+        text.contains("reserve_inventory") && text.contains("never runs"),
+        "the refusal says why:\n{text}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -354,7 +354,9 @@ mod tests {
         assert_eq!(run.outcome, Some(SagaOutcome::Completed));
         assert_eq!(
             operations_of(&run, MessageKind::Action),
-            ["create", "reserve", "reserve", "schedule", "approve"]
+            [
+                "create", "reserve", "reserve", "schedule", "capture", "approve"
+            ]
         );
         let last = run.messages.last().expect("a run has messages");
         assert_eq!(last.kind, MessageKind::Done);

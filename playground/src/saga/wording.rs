@@ -59,6 +59,7 @@ pub(crate) fn log_text(definition: &SagaDefinition, event: &Event) -> String {
         Event::SagaCompleted => "saga completed".into(),
         Event::SagaCompensated => "saga compensated".into(),
         Event::NeedsAttention { step } => format!("{} needs an operator", name(*step)),
+        Event::Resumed => "saga resumed".into(),
     }
 }
 

@@ -11,7 +11,7 @@
 
 use crate::action::Action;
 use crate::definition::{RetryPolicy, SagaDefinition};
-use crate::log::{Event, FailureKind, SagaLog};
+use crate::log::{Event, FailureKind, SagaLog, SagaOutcome};
 use crate::time::Millis;
 
 // ANCHOR: backoff_delay
@@ -29,28 +29,47 @@ pub fn backoff_delay(policy: &RetryPolicy, failures: u32) -> Millis {
 }
 // ANCHOR_END: backoff_delay
 
-/// Failures so far of one action or compensation, and when the latest happened.
+/// Failures so far of one action or compensation, and when they happened.
 #[derive(Clone, Copy, Debug, Default)]
 struct Tries {
+    /// Every failure in the log: the next try's number follows them.
     failures: u32,
+    /// Failures since the saga was last resumed: these count against the limits.
+    recent: u32,
+    /// When the first of the recent failures happened.
+    first_failure_at: Millis,
     last_failure_at: Millis,
 }
 
 impl Tries {
     fn fail(&mut self, at: Millis) {
+        if self.recent == 0 {
+            self.first_failure_at = at;
+        }
         self.failures += 1;
+        self.recent += 1;
         self.last_failure_at = at;
     }
 
-    /// The next try's number and earliest time: at once the first time, after the
-    /// backoff once something failed.
+    /// A resumed saga starts a fresh window: earlier failures no longer count.
+    fn resume(&mut self) {
+        self.recent = 0;
+    }
+
+    /// How long the recent failures have been going on, first to latest.
+    fn failing_for(&self) -> Millis {
+        self.last_failure_at.saturating_sub(self.first_failure_at)
+    }
+
+    /// The next try's number and earliest time: at once the first time (and right after a
+    /// resume), after the backoff once something failed.
     fn next(&self, policy: &RetryPolicy) -> (u32, Millis) {
-        if self.failures == 0 {
-            (1, Millis::ZERO)
+        if self.recent == 0 {
+            (self.failures + 1, Millis::ZERO)
         } else {
             (
                 self.failures + 1,
-                self.last_failure_at + backoff_delay(policy, self.failures),
+                self.last_failure_at + backoff_delay(policy, self.recent),
             )
         }
     }
@@ -71,14 +90,18 @@ struct TurnedAround {
 /// The next thing the saga should do, given its definition and its log.
 ///
 /// The rules, in the order they apply:
-/// 1. a log that already ends the saga → [`Action::Done`];
+/// 1. a log that completed or compensated the saga → [`Action::Done`]; one that stopped it
+///    in `NeedsAttention` is done too, unless a later `Resumed` entry set it going again
+///    (then the failures before the resume no longer count);
 /// 2. going forward, the first step without success runs (again, after a backoff, if it
 ///    failed retryably); when none is left → [`Action::Finish`];
 /// 3. a business failure, or a step up to the pivot that used all its tries, turns the saga
 ///    around; a business failure after the pivot cannot be undone → [`Action::NeedsAttention`];
 /// 4. turned around, the completed steps (and a step that gave up with an unknown outcome)
 ///    are compensated last to first, skipping steps without a compensation; a compensation
-///    that used all its tries → [`Action::NeedsAttention`]; when none is left → [`Action::Fail`].
+///    is retried with the backoff until it has been failing for
+///    `compensation_retry_for` → [`Action::NeedsAttention`]; when none is left →
+///    [`Action::Fail`].
 pub fn next_action(definition: &SagaDefinition, log: &SagaLog) -> Action {
     let steps = definition.steps.len();
     let policy = &definition.retry;
@@ -87,27 +110,49 @@ pub fn next_action(definition: &SagaDefinition, log: &SagaLog) -> Action {
     let mut compensated = vec![false; steps];
     let mut compensation_tries = vec![Tries::default(); steps];
     let mut turned_around: Option<TurnedAround> = None;
+    // A step after the pivot that was refused: the saga cannot move until it is resumed.
+    let mut refused_after_pivot: Option<usize> = None;
+    let mut stopped = false;
 
     // Replay the log. Only outcomes matter: `StepStarted` says a command went out, and a
     // command without an outcome is simply decided again (and re-sent, with the same key).
     for entry in log.entries() {
-        if let Some(outcome) = entry.event.outcome() {
-            return Action::Done { outcome };
-        }
         match entry.event {
+            Event::SagaCompleted | Event::SagaCompensated => {
+                if let Some(outcome) = entry.event.outcome() {
+                    return Action::Done { outcome };
+                }
+            }
+            Event::NeedsAttention { .. } => stopped = true,
+            Event::Resumed => {
+                stopped = false;
+                refused_after_pivot = None;
+                // Fresh windows for compensations and for steps after the pivot; a step
+                // before the pivot keeps its count, so one that ran out of tries stays so.
+                for (step, tries) in step_tries.iter_mut().enumerate() {
+                    if !definition.is_compensatable(step) {
+                        tries.resume();
+                    }
+                }
+                for tries in &mut compensation_tries {
+                    tries.resume();
+                }
+            }
             Event::StepSucceeded { step } if step < steps => succeeded[step] = true,
             Event::StepFailed {
                 step,
                 kind: FailureKind::Business,
                 ..
             } if step < steps => {
-                if !definition.is_compensatable(step) {
-                    return Action::NeedsAttention { step };
+                if definition.is_compensatable(step) {
+                    turned_around.get_or_insert(TurnedAround {
+                        step,
+                        compensate_failed_step: false,
+                    });
+                } else {
+                    refused_after_pivot = Some(step);
+                    step_tries[step].fail(entry.at);
                 }
-                turned_around.get_or_insert(TurnedAround {
-                    step,
-                    compensate_failed_step: false,
-                });
             }
             Event::StepFailed {
                 step,
@@ -121,6 +166,14 @@ pub fn next_action(definition: &SagaDefinition, log: &SagaLog) -> Action {
             _ => {}
         }
     }
+    if stopped {
+        return Action::Done {
+            outcome: SagaOutcome::NeedsAttention,
+        };
+    }
+    if let Some(step) = refused_after_pivot {
+        return Action::NeedsAttention { step };
+    }
 
     // Forward, while nothing has turned the saga around.
     if turned_around.is_none() {
@@ -128,7 +181,7 @@ pub fn next_action(definition: &SagaDefinition, log: &SagaLog) -> Action {
             return Action::Finish;
         };
         let tries = step_tries[step];
-        if definition.is_compensatable(step) && tries.failures >= policy.max_attempts {
+        if definition.is_compensatable(step) && tries.recent >= policy.max_attempts {
             turned_around = Some(TurnedAround {
                 step,
                 compensate_failed_step: true,
@@ -161,7 +214,7 @@ pub fn next_action(definition: &SagaDefinition, log: &SagaLog) -> Action {
             continue;
         }
         let tries = compensation_tries[step];
-        if tries.failures >= policy.max_compensation_attempts {
+        if tries.recent > 0 && tries.failing_for() >= policy.compensation_retry_for {
             return Action::NeedsAttention { step };
         }
         let (attempt, not_before) = tries.next(policy);

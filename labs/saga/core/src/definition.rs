@@ -53,14 +53,18 @@ impl StepDefinition {
 /// A step up to and including the pivot gets `max_attempts` tries; after that its outcome
 /// is unknown (the last timeout may have reserved the money), so the saga compensates it
 /// too. A step after the pivot is retried without limit: the saga has promised to finish.
-/// A compensation gets `max_compensation_attempts` tries; a compensation must not fail for
-/// good, so running out of tries stops the saga in `NeedsAttention` for an operator.
+/// A compensation must not fail for good: it is retried, with the same backoff, for
+/// `compensation_retry_for` counted from its first failure (minutes, not a few tries, so a
+/// participant that is down for a while gets its compensation once it is back). Only a
+/// compensation still failing after that stops the saga in `NeedsAttention`, where an
+/// operator (or the participant coming back) resumes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Tries of a step up to the pivot (at least 1).
     pub max_attempts: u32,
-    /// Tries of a compensation before the saga asks for a human (at least 1).
-    pub max_compensation_attempts: u32,
+    /// How long a compensation is retried, from its first failure to its latest, before
+    /// the saga asks for a human.
+    pub compensation_retry_for: Millis,
     /// The wait after the first retryable failure.
     pub initial_backoff: Millis,
     /// Each further failure multiplies the wait by this (1 keeps it constant).
@@ -70,12 +74,20 @@ pub struct RetryPolicy {
 }
 // ANCHOR_END: retry_policy
 
+impl RetryPolicy {
+    /// `minutes` minutes as a [`Millis`] duration, for `compensation_retry_for`.
+    pub const fn minutes(minutes: u64) -> Millis {
+        Millis(minutes * 60_000)
+    }
+}
+
 impl Default for RetryPolicy {
-    /// Three tries per step, five per compensation, waits of 100, 200, 400 ms… up to 2 s.
+    /// Three tries per step, compensations retried for 15 minutes, waits of 100, 200,
+    /// 400 ms… up to 2 s.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 3,
-            max_compensation_attempts: 5,
+            compensation_retry_for: RetryPolicy::minutes(15),
             initial_backoff: Millis(100),
             multiplier: 2,
             max_backoff: Millis(2_000),
@@ -119,7 +131,7 @@ pub enum DefinitionError {
         /// The number of steps.
         steps: usize,
     },
-    /// `max_attempts`, `max_compensation_attempts` or `multiplier` is zero.
+    /// `max_attempts` or `multiplier` is zero.
     #[error("retry policy: {field} must be at least 1")]
     ZeroInRetryPolicy {
         /// The offending field.
@@ -131,7 +143,8 @@ impl SagaDefinition {
     // ANCHOR: order_fulfilment
     /// The guide's saga: create the order, reserve the payment, reserve the stock, schedule
     /// the shipping (the pivot: once a courier is booked the order goes through), then
-    /// approve the order, which only moves forward.
+    /// capture the reserved payment and approve the order, which only move forward.
+    /// Everything before the pivot reserves; the capture after it commits.
     pub fn order_fulfilment() -> SagaDefinition {
         SagaDefinition {
             name: "order_fulfilment".to_owned(),
@@ -150,6 +163,7 @@ impl SagaDefinition {
                     "schedule",
                     "cancel",
                 ),
+                StepDefinition::forward_only("capture_payment", "payment", "capture"),
                 StepDefinition::forward_only("approve_order", "order", "approve"),
             ],
             pivot: Some(3),
@@ -183,10 +197,6 @@ impl SagaDefinition {
         }
         for (field, value) in [
             ("max_attempts", self.retry.max_attempts),
-            (
-                "max_compensation_attempts",
-                self.retry.max_compensation_attempts,
-            ),
             ("multiplier", self.retry.multiplier),
         ] {
             if value == 0 {

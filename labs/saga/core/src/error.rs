@@ -30,6 +30,16 @@ pub enum SagaError {
         /// How it ended.
         outcome: SagaOutcome,
     },
+    /// [`Saga::retry`](crate::Saga::retry) on a saga that is not stopped in
+    /// `NeedsAttention`: it is still running (`None`) or over.
+    #[error("only a saga that needs attention can be retried; this one is {}", match outcome {
+        None => "still running".to_owned(),
+        Some(outcome) => format!("over ({outcome:?})"),
+    })]
+    NotStopped {
+        /// How it ended, or `None` while it runs.
+        outcome: Option<SagaOutcome>,
+    },
     /// A stored log does not start with `SagaStarted` or its `seq` numbers are not 0, 1, 2…
     #[error("the stored saga log is corrupt: {detail}")]
     CorruptLog {

@@ -42,7 +42,8 @@ pub enum SagaOutcome {
     Completed,
     /// A step failed and every earlier step was compensated: consistent, but no order.
     Compensated,
-    /// A compensation kept failing: the saga stopped and an operator must look.
+    /// A compensation kept failing (or a step after the pivot was refused): the saga stopped
+    /// and an operator must look. Unlike the other two it can be resumed.
     NeedsAttention,
 }
 
@@ -97,11 +98,16 @@ pub enum Event {
     SagaCompleted,
     /// Every completed step is compensated: the saga is over.
     SagaCompensated,
-    /// Step `step` cannot be undone or finished automatically: the saga stops here.
+    /// Step `step` cannot be undone or finished automatically: the saga stops here until
+    /// it is resumed.
     NeedsAttention {
         /// The step that needs a human.
         step: usize,
     },
+    /// A saga stopped in `NeedsAttention` was asked to try again (by an operator, or by the
+    /// orchestrator once the participant answers again): the saga runs once more, and the
+    /// stuck step gets a fresh retry window.
+    Resumed,
 }
 // ANCHOR_END: event
 
@@ -171,8 +177,18 @@ impl SagaLog {
         self.entries.is_empty()
     }
 
-    /// The saga's outcome, if the log ends it.
+    /// The saga's outcome, if the log ends it. `Completed` and `Compensated` are final;
+    /// `NeedsAttention` holds until a later `Resumed` entry sets the saga running again.
     pub fn outcome(&self) -> Option<SagaOutcome> {
-        self.entries.iter().find_map(|entry| entry.event.outcome())
+        let mut outcome = None;
+        for entry in &self.entries {
+            match entry.event.outcome() {
+                Some(SagaOutcome::NeedsAttention) => outcome = Some(SagaOutcome::NeedsAttention),
+                Some(last) => return Some(last),
+                None if entry.event == Event::Resumed => outcome = None,
+                None => {}
+            }
+        }
+        outcome
     }
 }

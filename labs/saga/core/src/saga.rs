@@ -244,6 +244,23 @@ impl Saga {
     }
     // ANCHOR_END: handle_input
 
+    // ANCHOR: retry
+    /// Sets a saga stopped in `NeedsAttention` running again: records `Resumed` and queues
+    /// the command that was stuck, with a fresh retry window. What an operator asks for once
+    /// the cause is fixed, and what the orchestrator does itself when the participant
+    /// answers again. A saga that is running or over is refused and unchanged.
+    pub fn retry(&mut self, now: Millis) -> Result<(), SagaError> {
+        self.tick(now);
+        match self.log.outcome() {
+            Some(SagaOutcome::NeedsAttention) => {}
+            outcome => return Err(SagaError::NotStopped { outcome }),
+        }
+        self.record(Event::Resumed);
+        self.advance();
+        Ok(())
+    }
+    // ANCHOR_END: retry
+
     /// Lets time pass: a retry whose backoff has ended goes out.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.tick(now);

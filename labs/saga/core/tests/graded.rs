@@ -18,8 +18,9 @@ use saga_core::{
 };
 
 /// The guide's saga: 0 create order, 1 reserve payment, 2 reserve inventory,
-/// 3 schedule shipping (the pivot), 4 approve order (forward only). Three tries per step,
-/// five per compensation, backoff 100 ms doubling up to 2 s.
+/// 3 schedule shipping (the pivot), 4 capture payment and 5 approve order (forward only).
+/// Three tries per step, compensations retried for 15 minutes, backoff 100 ms doubling up
+/// to 2 s.
 fn order_saga() -> SagaDefinition {
     SagaDefinition::order_fulfilment()
 }
@@ -100,7 +101,10 @@ fn each_success_moves_on_to_the_next_step() {
 
 #[test]
 fn finishes_when_every_step_succeeded() {
-    let events: Vec<_> = (0..5).map(|step| (step as u64, succeeded(step))).collect();
+    let steps = order_saga().steps.len();
+    let events: Vec<_> = (0..steps)
+        .map(|step| (step as u64, succeeded(step)))
+        .collect();
     assert_eq!(next_action(&order_saga(), &log(&events)), Action::Finish);
 }
 
@@ -243,10 +247,19 @@ fn a_failed_compensation_is_retried_after_the_backoff() {
 // ANCHOR: needs_attention_test
 #[test]
 fn a_compensation_that_keeps_failing_needs_attention() {
+    // Failing from 10 ms on, every 2 s: still retried until it has failed for 15 minutes.
+    let window = RetryPolicy::default().compensation_retry_for.0;
     let mut events = vec![(1, succeeded(0)), (2, business_failure(1))];
-    for at in 0..5 {
-        events.push((10 + at, compensation_failed(0)));
+    let mut at = 10;
+    while at < 10 + window {
+        events.push((at, compensation_failed(0)));
+        at += 2_000;
     }
+    assert!(matches!(
+        next_action(&order_saga(), &log(&events)),
+        Action::Compensate { step: 0, .. }
+    ));
+    events.push((10 + window, compensation_failed(0)));
     assert_eq!(
         next_action(&order_saga(), &log(&events)),
         Action::NeedsAttention { step: 0 }
@@ -255,6 +268,62 @@ fn a_compensation_that_keeps_failing_needs_attention() {
 // ANCHOR_END: needs_attention_test
 
 // ANCHOR: after_pivot_test
+#[test]
+fn a_failed_compensation_is_retried_for_minutes_not_a_few_tries() {
+    // Five failures in three seconds (a participant restarting) are no reason to give up.
+    let mut events = vec![(1, succeeded(0)), (2, business_failure(1))];
+    for at in [10, 110, 310, 710, 1_510] {
+        events.push((at, compensation_failed(0)));
+    }
+    assert_eq!(
+        next_action(&order_saga(), &log(&events)),
+        Action::Compensate {
+            step: 0,
+            attempt: 6,
+            not_before: Millis(1_510 + 1_600),
+        }
+    );
+}
+
+#[test]
+fn a_saga_resumed_after_needing_attention_compensates_again_at_once() {
+    let window = RetryPolicy::default().compensation_retry_for.0;
+    let mut events = vec![
+        (1, succeeded(0)),
+        (2, business_failure(1)),
+        (10, compensation_failed(0)),
+        (10 + window, compensation_failed(0)),
+        (10 + window, Event::NeedsAttention { step: 0 }),
+    ];
+    assert_eq!(
+        next_action(&order_saga(), &log(&events)),
+        Action::Done {
+            outcome: SagaOutcome::NeedsAttention
+        },
+        "stopped until someone resumes it"
+    );
+    events.push((20 + window, Event::Resumed));
+    assert_eq!(
+        next_action(&order_saga(), &log(&events)),
+        Action::Compensate {
+            step: 0,
+            attempt: 3,
+            not_before: Millis::ZERO,
+        },
+        "the next try, at once, with a fresh window"
+    );
+    let mut saga = Saga::resume("order-9", order_saga(), log(&events[..5]), Millis(0)).unwrap();
+    assert_eq!(saga.outcome(), Some(SagaOutcome::NeedsAttention));
+    saga.retry(Millis(20 + window)).unwrap();
+    assert_eq!(saga.outcome(), None, "running again");
+    let sent = last_sent(&mut saga);
+    assert_eq!((sent.step, sent.attempt), (0, 3));
+    assert!(
+        saga.retry(Millis(30 + window)).is_err(),
+        "only a stopped saga"
+    );
+}
+
 #[test]
 fn steps_after_the_pivot_are_retried_without_limit() {
     let mut events: Vec<_> = (0..4).map(|step| (step as u64, succeeded(step))).collect();
@@ -380,7 +449,11 @@ fn last_sent(saga: &mut Saga) -> saga_core::Command {
 
 /// One random saga driven to its end; returns the log. Outcomes are drawn from `fates`.
 fn drive(fates: &[u8]) -> SagaLog {
-    let mut saga = Saga::start("random", order_saga(), Millis(0)).unwrap();
+    // A short compensation window, so that a compensation failing for ever stops within the
+    // 400 deliveries below.
+    let mut definition = order_saga();
+    definition.retry.compensation_retry_for = Millis(20_000);
+    let mut saga = Saga::start("random", definition, Millis(0)).unwrap();
     let mut now = 0;
     for fate in fates.iter().cycle().take(400) {
         if saga.outcome().is_some() {
