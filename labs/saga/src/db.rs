@@ -38,17 +38,38 @@ impl Storage {
     }
 }
 
-/// Opens the database and applies `schema` (idempotent `CREATE TABLE IF NOT EXISTS`).
+/// Opens the database and applies `schema` (idempotent `CREATE TABLE IF NOT EXISTS`, and the
+/// rows a service starts with as `INSERT OR IGNORE`).
+///
+/// A file remembers which schema it was given (a hash of the text in SQLite's `user_version`),
+/// so reopening it only reads: a service restarted while another writer holds its file starts,
+/// and then waits for the lock where it writes, saying so, instead of failing on start-up.
 pub fn open(storage: &Storage, schema: &str) -> rusqlite::Result<Db> {
-    let connection = match storage {
+    let mut connection = match storage {
         Storage::Memory => Connection::open_in_memory()?,
         Storage::File(path) => Connection::open(path)?,
     };
-    connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    connection.execute_batch(schema)?;
+    let version = schema_version(schema);
+    let applied: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if applied != version {
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        let tx = write_transaction(&mut connection)?;
+        tx.execute_batch(schema)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(Arc::new(Mutex::new(connection)))
+}
+
+/// The `user_version` that marks a file as holding `schema`: a hash of its text (FNV-1a),
+/// positive and never 0, which is a new file's version.
+fn schema_version(schema: &str) -> i64 {
+    let hash = schema.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    i64::from((hash & 0x7fff_ffff).max(1))
 }
 
 // ANCHOR: write_transaction
