@@ -13,8 +13,9 @@
 //! the reference files.
 //!
 //! The full run takes minutes per lab, too slow for `cargo xtask test`, which instead runs
-//! [`check_lists_are_current`]: every lab has a list, and no reference file changed since
-//! its list was made. cargo-mutants' own output stays in `target/mutants/<lab>/mutants.out/`.
+//! [`check_lists_are_current`] (also `cargo xtask mutants --check`): every lab has a list,
+//! and no reference file changed since its list was made. cargo-mutants' own output stays in
+//! `target/mutants/<lab>/mutants.out/`.
 
 mod accepted;
 mod outcomes;
@@ -34,7 +35,12 @@ use crate::{step, tools};
 #[derive(clap::Args, Debug)]
 pub struct MutantsArgs {
     /// The lab whose graded modules to mutate (e.g. `gateway`).
-    pub lab: String,
+    #[arg(required_unless_present = "check")]
+    pub lab: Option<String>,
+    /// Mutate nothing: only check, for every lab, that its accepted list was made against
+    /// the reference files as they are (what `cargo xtask test` checks).
+    #[arg(long, conflicts_with_all = ["lab", "jobs", "timeout"])]
+    pub check: bool,
     /// How many mutants are built and tested at the same time.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub jobs: usize,
@@ -74,7 +80,11 @@ impl Graded {
 
 /// Runs the mutation test of one lab and checks its survivors against the accepted list.
 pub fn run(root: &Path, args: &MutantsArgs) -> Result<()> {
-    let lab = args.lab.as_str();
+    let Some(lab) = args.lab.as_deref().filter(|_| !args.check) else {
+        check_lists_are_current(root)?;
+        step::note("every graded lab's accepted survivors match its reference files");
+        return Ok(());
+    };
     let graded = Graded::load(root, lab)?;
     tools::ensure_cargo_mutants()?;
     let hash_before = accepted::reference_hash(root, &graded.reference_files)?;
