@@ -600,7 +600,8 @@ fn the_limiter_agrees_with_a_token_bucket_model() {
             burst,
             max_clients: 100,
         };
-        let mut limiter = RateLimiter::new(config).unwrap();
+        let mut limiter = RateLimiter::new(config)
+            .expect("1 to 19 requests per second, a burst of 1 to 5 and 100 clients is a valid configuration");
         let cost = 1_000_000 / u64::from(requests);
         let capacity = cost * u64::from(burst);
         let mut models: Vec<TokenBucket> = (0..3)
