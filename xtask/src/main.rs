@@ -8,7 +8,8 @@
 //! - `cargo xtask test` runs everything CI checks, phase by phase, with timings;
 //! - `cargo xtask book` builds the static book into `target/book` without serving it;
 //! - `cargo xtask grade` scores a learner's exercise; `cargo xtask bench` runs the benchmarks;
-//! - `cargo xtask fuzz` runs a lab's cargo-fuzz targets for a while.
+//! - `cargo xtask fuzz` runs a lab's cargo-fuzz targets for a while;
+//! - `cargo xtask mutants` measures how many wrong answers a lab's graded tests catch.
 //!
 //! Tool versions live in one place, [`tools`]; each step is idempotent so a second run only
 //! redoes what changed.
@@ -16,6 +17,7 @@
 mod book;
 mod fuzz;
 mod grade;
+mod mutants;
 mod nats;
 mod step;
 mod test;
@@ -69,6 +71,8 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Mutation-test a lab's graded modules with its graded tests (e.g. `cargo xtask mutants gateway`).
+    Mutants(mutants::MutantsArgs),
     /// Run a lab's benchmarks in release mode (criterion), e.g. `cargo xtask bench breaker`.
     Bench {
         /// The lab whose benchmarks to run (crate `lab-<name>`).
@@ -109,6 +113,7 @@ fn run() -> Result<()> {
         Command::Tidy => tidy::run(&root),
         Command::Grade(args) => grade::run(&args),
         Command::Fuzz { lab, seconds } => fuzz::run(&lab, seconds),
+        Command::Mutants(args) => mutants::run(&root, &args),
         Command::Bench {
             lab,
             criterion_args,

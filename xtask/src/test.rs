@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{book, grade, nats, step, tidy, tools, wasm};
+use crate::{book, grade, mutants, nats, step, tidy, tools, wasm};
 
 type Phase<'a> = (&'static str, Box<dyn FnOnce() -> Result<()> + 'a>);
 
@@ -39,6 +39,10 @@ pub fn run(root: &Path) -> Result<()> {
         (
             "tidy (doc comments, pure cores, pins, book includes)",
             Box::new(|| tidy::run(root)),
+        ),
+        (
+            "mutation-test survivors (each lab's accepted list matches its reference files)",
+            Box::new(|| mutants::check_lists_are_current(root)),
         ),
         (
             "book (playground WASM + mdbook build)",

@@ -34,6 +34,8 @@ pub const APT_NATS: &[&str] = &["nats-server"];
 pub const NPM_BINARYEN: &str = "132.0.0";
 /// cargo-fuzz, for `cargo xtask fuzz` (not part of `cargo xtask test`).
 pub const CARGO_FUZZ: &str = "0.13.1";
+/// cargo-mutants, for `cargo xtask mutants` (not part of `cargo xtask test`).
+pub const CARGO_MUTANTS: &str = "27.1.0";
 
 /// The cargo that runs us (`cargo xtask` sets `CARGO`), so nested builds use the same toolchain.
 pub fn cargo() -> String {
@@ -74,21 +76,31 @@ pub fn ensure_book_tools() -> Result<()> {
         .iter()
         .filter(|tool| !installed_version_matches(tool))
         .collect();
-    install_cargo_tools(&missing)
+    install_cargo_tools(&missing, &[])
 }
 
+/// `binary` may be a cargo subcommand spelled with its words (`cargo mutants`): some
+/// subcommands answer `--version` only when called through cargo.
 fn installed_version_matches(tool: &CargoTool) -> bool {
-    step::output_of(tool.binary, &["--version"]).is_some_and(|out| {
+    let mut words = tool.binary.split_whitespace();
+    let program = words.next().unwrap_or(tool.binary);
+    let args: Vec<&str> = words.chain(["--version"]).collect();
+    step::output_of(program, &args).is_some_and(|out| {
         out.split_whitespace()
             .any(|word| word.trim_start_matches('v') == tool.version)
     })
 }
 
 fn ensure_cargo_tool(tool: &CargoTool) -> Result<()> {
+    ensure_cargo_tool_with(tool, &[])
+}
+
+/// Like [`ensure_cargo_tool`], with extra `cargo install` arguments (such as `--locked`).
+fn ensure_cargo_tool_with(tool: &CargoTool, install_args: &[&str]) -> Result<()> {
     if installed_version_matches(tool) {
         return Ok(());
     }
-    install_cargo_tools(&[tool])
+    install_cargo_tools(&[tool], install_args)
 }
 
 /// Where `cargo install` builds the tools: kept between runs and shared by every tool, so a
@@ -108,8 +120,9 @@ const CHEAP_RELEASE_PROFILE: &[(&str, &str)] = &[
     ("CARGO_PROFILE_RELEASE_INCREMENTAL", "false"),
 ];
 
-/// `cargo install` the tools in one command (nothing to do when the list is empty).
-fn install_cargo_tools(tools: &[&CargoTool]) -> Result<()> {
+/// `cargo install` the tools in one command, with `install_args` (nothing to do when the list is
+/// empty).
+fn install_cargo_tools(tools: &[&CargoTool], install_args: &[&str]) -> Result<()> {
     if tools.is_empty() {
         return Ok(());
     }
@@ -120,12 +133,14 @@ fn install_cargo_tools(tools: &[&CargoTool]) -> Result<()> {
     let listed = specs.join(" ");
     let name = format!("install {listed} (cargo install, a few minutes the first time)");
     step::step(&name, || {
-        // No --locked: some exact versions in these crates' lock files are not on every
-        // registry mirror, and a fresh resolution builds fine.
+        // The book's tools go without --locked: some exact versions in their lock files are
+        // not on every registry mirror, and a fresh resolution builds fine. A tool whose lock
+        // file resolves passes --locked in `install_args`.
         let mut cmd = Command::new(cargo());
         cmd.arg("install")
             .args(&specs)
             .args(["--target-dir", TOOLS_TARGET_DIR])
+            .args(install_args)
             .envs(CHEAP_RELEASE_PROFILE.iter().copied());
         step::run_checked(&mut cmd, &format!("cargo install {listed}")).map_err(|e| {
             e.context(format!(
@@ -157,6 +172,19 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         krate: "cargo-fuzz",
         version: CARGO_FUZZ,
     })
+}
+
+/// Install cargo-mutants at its pinned version if missing.
+pub fn ensure_cargo_mutants() -> Result<()> {
+    // Its lock file resolves on crates.io, so it builds exactly as released.
+    ensure_cargo_tool_with(
+        &CargoTool {
+            binary: "cargo mutants",
+            krate: "cargo-mutants",
+            version: CARGO_MUTANTS,
+        },
+        &["--locked"],
+    )
 }
 
 /// Install Chromium, chromedriver and an emoji font (the book is full of emoji) when missing.
