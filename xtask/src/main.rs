@@ -19,6 +19,7 @@ mod fuzz;
 mod grade;
 mod mutants;
 mod nats;
+mod needs;
 mod step;
 mod test;
 mod tidy;

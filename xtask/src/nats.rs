@@ -73,25 +73,3 @@ pub fn start(root: &Path) -> Result<NatsServer> {
     }
     bail!("nats-server did not accept connections on {addr}")
 }
-
-/// Run the saga's choreography tests (`--test choreography --test choreography_processes`)
-/// against a fresh JetStream server.
-pub fn saga_choreography(root: &Path) -> Result<()> {
-    let server = start(root)?;
-    step::note(&format!("nats-server -js on {}", server.url));
-    let mut cmd = Command::new(tools::cargo());
-    cmd.args([
-        "test",
-        "-p",
-        "lab-saga",
-        "--test",
-        "choreography",
-        "--test",
-        "choreography_processes",
-    ])
-    .env("NATS_URL", &server.url);
-    step::run_checked(
-        &mut cmd,
-        "the saga's choreography tests against NATS JetStream",
-    )
-}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{book, grade, mutants, nats, step, tidy, tools, wasm};
+use crate::{book, grade, mutants, needs, step, tidy, tools, wasm};
 
 type Phase<'a> = (&'static str, Box<dyn FnOnce() -> Result<()> + 'a>);
 
@@ -90,10 +90,11 @@ pub fn run(root: &Path) -> Result<()> {
             }),
         ),
     ];
-    if root.join("labs/saga/tests/choreography.rs").exists() {
+    let labs = needs::read(root)?;
+    if needs::any_wants_nats(&labs) {
         phases.push((
-            "saga choreography against NATS JetStream (nats-server -js)",
-            Box::new(|| nats::saga_choreography(root)),
+            "tests that need NATS JetStream (one nats-server -js, labs' lab.toml)",
+            Box::new(move || needs::run_nats_tests(root, &labs)),
         ));
     }
     let mut timings: Vec<(&str, Duration)> = Vec::new();
