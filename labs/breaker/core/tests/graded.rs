@@ -4,9 +4,10 @@
 //! (`labs/breaker/exercise/circuit.rs`, swapped in by the `exercise` feature); plain
 //! `cargo test -p breaker-core` runs them against the reference. They are ordered like the
 //! chapter: first what a breaker is, then how it decides, then the edge cases that make it
-//! trustworthy, then the cases pinned after the first learners' trial. Each name is a
-//! sentence, and `labs/breaker/grading.toml` lists them in the same order with a hint per
-//! test. Time is a number here: nothing sleeps.
+//! trustworthy, then the cases pinned after the first learners' trial, then those pinned by
+//! mutation testing (`cargo xtask mutants breaker`). Each name is a sentence, and
+//! `labs/breaker/grading.toml` lists them in the same order with a hint per test. Time is a
+//! number here: nothing sleeps.
 //!
 //! Every assertion says what it expects and why: structs with named fields are compared
 //! whole, and plain values carry a message. A property test's assertion names the invariant
@@ -1359,5 +1360,218 @@ fn breakers_left_on_the_default_seed_draw_different_waits() {
         first, second,
         "two breakers configured alike, without a fixed seed, must draw different waits, or \
          every instance of a service probes a recovering dependency at the same instant"
+    );
+}
+
+// --- Pinned by mutation testing ----------------------------------------------------------
+
+#[test]
+fn time_based_window_keeps_each_call_for_exactly_its_window() {
+    let failed = CallRecord {
+        failed: true,
+        slow: false,
+    };
+    let ok = CallRecord {
+        failed: false,
+        slow: false,
+    };
+    let mut window = SlidingWindow::new(WindowKind::TimeBased { seconds: 10 });
+    window.record(Millis(5_500), failed);
+    assert_eq!(
+        window.snapshot(Millis(6_000)),
+        WindowSnapshot {
+            calls: 1,
+            failed: 1,
+            slow: 0,
+            slow_failed: 0
+        },
+        "moving one second on (5 s to 6 s) empties only the bucket of second 6: the failure \
+         of second 5 stays in the window until second 15"
+    );
+    window.record(Millis(12_000), ok);
+    assert_eq!(
+        window.snapshot(Millis(14_999)),
+        WindowSnapshot {
+            calls: 2,
+            failed: 1,
+            slow: 0,
+            slow_failed: 0
+        },
+        "at 14.999 s the window holds seconds 5..=14: the failure of second 5 (bucket \
+         5 % 10) and the success of second 12 (bucket 12 % 10)"
+    );
+    assert_eq!(
+        window.snapshot(Millis(15_000)),
+        WindowSnapshot {
+            calls: 1,
+            failed: 0,
+            slow: 0,
+            slow_failed: 0
+        },
+        "at second 15 the failure of second 5 is gone; the success of second 12 stays"
+    );
+    assert_eq!(
+        window.snapshot(Millis(21_999)).calls,
+        1,
+        "the success of second 12 is in the window until the clock reaches second 22"
+    );
+    assert_eq!(
+        window.snapshot(Millis(22_000)),
+        WindowSnapshot::default(),
+        "at second 22 the success of second 12 is gone too: the window is empty"
+    );
+}
+
+#[test]
+fn config_is_the_configuration_the_breaker_was_built_with() {
+    let built_with = Config {
+        max_wait_in_half_open: Some(Millis::from_secs(5)),
+        jitter: 0.25,
+        seed: Some(3),
+        max_queued_outputs: 64,
+        ..config()
+    };
+    let mut breaker = breaker(built_with.clone());
+    trip(&mut breaker, 0);
+    assert_eq!(
+        breaker.config(),
+        &built_with,
+        "config() returns the Config given to new, unchanged by the calls since"
+    );
+}
+
+#[test]
+fn now_is_the_latest_time_given_and_never_runs_backwards() {
+    let mut breaker = breaker(config());
+    assert_eq!(
+        breaker.now(),
+        Millis(0),
+        "a new breaker has been given no time yet"
+    );
+    call(&mut breaker, 5_000, Outcome::Success).unwrap();
+    assert_eq!(
+        breaker.now(),
+        Millis(5_000),
+        "now() is the latest time passed to any method"
+    );
+    breaker.handle_timeout(Millis(3_000));
+    assert_eq!(
+        breaker.now(),
+        Millis(5_000),
+        "an earlier time is treated as the latest one: the breaker's clock never runs backwards"
+    );
+    trip(&mut breaker, 6_000);
+    assert_eq!(
+        breaker.try_acquire(Millis(1_000)).unwrap_err(),
+        Rejected {
+            state: State::Open,
+            retry_after: Some(Millis(10_000))
+        },
+        "opened at 6 s for 10 s: a call stamped 1 s is taken to be at 6 s, so 10 s are left"
+    );
+    assert_eq!(breaker.now(), Millis(6_000), "still 6 s after that call");
+}
+
+#[test]
+fn reopened_from_half_open_metrics_show_the_trials_that_failed() {
+    let mut breaker = breaker(config());
+    trip(&mut breaker, 0);
+    let [first, second, third] = three_trials(&mut breaker, 10_000);
+    breaker
+        .on_failure(Millis(10_100), first, Millis(10))
+        .unwrap();
+    breaker
+        .on_success(Millis(10_200), second, Millis(10))
+        .unwrap();
+    breaker
+        .on_failure(Millis(10_300), third, Millis(10))
+        .unwrap();
+    let metrics = breaker.metrics();
+    assert_eq!(
+        metrics.state,
+        State::Open,
+        "2 of 3 trials failed: 67 % >= 50 %, Open again"
+    );
+    assert_eq!(
+        judged(&metrics),
+        WindowSnapshot {
+            calls: 3,
+            failed: 2,
+            slow: 0,
+            slow_failed: 0
+        },
+        "in Open, metrics() shows the counts that opened it: here the three trials, not the \
+         Closed window and not an empty one"
+    );
+    assert_eq!(
+        metrics.failure_rate,
+        Some(200.0 / 3.0),
+        "and the failure rate of those trials, 2 of 3"
+    );
+}
+
+#[test]
+fn each_jittered_wait_is_one_draw_of_the_seeded_generator() {
+    const JITTER: f64 = 0.5;
+    let mut breaker = breaker(Config {
+        jitter: JITTER,
+        seed: Some(42),
+        ..config()
+    });
+    let mut waits = Vec::new();
+    for round in 0..6 {
+        let at = round * 100_000;
+        trip(&mut breaker, at);
+        waits.push(breaker.metrics().open_until.unwrap().0 - at);
+        breaker.reset(Millis(at));
+    }
+    // The same generator, seeded alike, drawn once per opening.
+    let mut generator = fastrand::Rng::with_seed(42);
+    let expected: Vec<u64> = (0..6)
+        .map(|_| {
+            let factor = 1.0 + JITTER * (2.0 * generator.f64() - 1.0);
+            (10_000.0 * factor).round() as u64
+        })
+        .collect();
+    assert_eq!(
+        waits, expected,
+        "each opening draws one u from fastrand::Rng::with_seed(seed).f64() and waits \
+         wait_in_open × (1 + jitter × (2u − 1)), rounded to whole milliseconds"
+    );
+}
+
+#[test]
+fn a_full_output_queue_drops_the_oldest_output_and_counts_it() {
+    let mut breaker = breaker(Config {
+        max_queued_outputs: 2,
+        ..config()
+    });
+    for t in 0..3 {
+        call(&mut breaker, t, Outcome::Success).unwrap();
+    }
+    assert_eq!(
+        breaker.metrics().dropped_outputs,
+        1,
+        "three Success events into a queue of 2: the first one is dropped and counted"
+    );
+    for t in 3..5 {
+        call(&mut breaker, t, Outcome::Success).unwrap();
+    }
+    assert_eq!(
+        breaker.metrics().dropped_outputs,
+        3,
+        "five Success events into a queue of 2: three dropped, each counted once"
+    );
+    let queued: Vec<Output> = std::iter::from_fn(|| breaker.poll_output()).collect();
+    let success = |at| {
+        Output::Event(Event::Success {
+            at: Millis(at),
+            duration: Millis(10),
+        })
+    };
+    assert_eq!(
+        queued,
+        vec![success(3), success(4)],
+        "the queue keeps the newest 2 outputs, oldest first"
     );
 }
