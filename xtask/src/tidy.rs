@@ -3,6 +3,8 @@
 //! - every `.rs` file opens with a `//!` doc comment saying what it is for;
 //! - a core crate (`*-core`) depends on nothing async or networked, and the playground depends
 //!   only on core crates, so both build for `wasm32-unknown-unknown` without tokio;
+//! - no crate depends on a lab's demo crate (`labs/<pattern>/`, crate `lab-<pattern>`): what
+//!   another crate needs from a lab lives in a library crate of its own (`breaker-tower`);
 //! - the `wasm-bindgen` crate is pinned with `=` to the CLI version xtask installs;
 //! - the book includes code only by named anchors (never line numbers), and the anchors exist;
 //! - the answer of an exercise is only on its solution page: no other page includes code from a
@@ -27,6 +29,7 @@ pub fn run(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
     problems.extend(doc_comments(root));
     problems.extend(pure_cores(root)?);
+    problems.extend(lab_demos_are_not_libraries(root)?);
     problems.extend(wasm_bindgen_pin(root)?);
     problems.extend(book_includes(root)?);
     problems.extend(answers_stay_on_solution_pages(root)?);
@@ -157,6 +160,52 @@ fn pure_cores(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// A lab's demo crate (`labs/<pattern>/Cargo.toml`, named `lab-<pattern>`) is an end product,
+/// with its demo services, narration and scenario: nothing takes it as a (non-dev) dependency.
+fn lab_demos_are_not_libraries(root: &Path) -> Result<Vec<String>> {
+    let output = std::process::Command::new(tools::cargo())
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .output()
+        .context("could not run cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let meta: Value = serde_json::from_slice(&output.stdout).context("cargo metadata's JSON")?;
+    Ok(dependencies_on_lab_demos(&meta))
+}
+
+/// The problems of [`lab_demos_are_not_libraries`] in `cargo metadata --no-deps` output.
+fn dependencies_on_lab_demos(meta: &Value) -> Vec<String> {
+    let labs = Path::new(meta["workspace_root"].as_str().unwrap_or_default()).join("labs");
+    let is_demo = |name: &str, path: &str| {
+        let pattern = Path::new(path)
+            .strip_prefix(&labs)
+            .ok()
+            .and_then(Path::to_str);
+        pattern.is_some_and(|p| name.strip_prefix("lab-") == Some(p))
+    };
+    let mut problems = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or("?");
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            let (Some(dep_name), Some(dep_path)) = (dep["name"].as_str(), dep["path"].as_str())
+            else {
+                continue;
+            };
+            if dep["kind"].as_str() != Some("dev") && is_demo(dep_name, dep_path) {
+                problems.push(format!(
+                    "{name} depends on {dep_name}, a lab's demo crate: move what it needs into a library crate of its own (as breaker-tower holds the breaker's handle and layer)"
+                ));
+            }
+        }
+    }
+    problems
 }
 
 fn wasm_bindgen_pin(root: &Path) -> Result<Vec<String>> {
@@ -540,6 +589,31 @@ mod tests {
             assert_eq!(normalize_path(\"/b\"), Ok(String::from(\"/b\")));\n\
             assert_eq!(normalize_path(\"/c\"), Ok(String::from(\"/c\")));\n\
         }\n";
+
+    #[test]
+    fn a_crate_depending_on_a_lab_demo_is_refused() {
+        let dep = |name: &str, path: &str, kind: Option<&str>| serde_json::json!({ "name": name, "path": path, "kind": kind });
+        let meta = serde_json::json!({
+            "workspace_root": "/w",
+            "packages": [
+                { "name": "lab-gateway", "dependencies": [
+                    dep("lab-breaker", "/w/labs/breaker", None),
+                    dep("breaker-tower", "/w/labs/breaker/tower", None),
+                    dep("lab-http", "/w/labs/lab-http", None),
+                    dep("tokio", "", None),
+                ] },
+                { "name": "book-tests", "dependencies": [
+                    dep("lab-saga", "/w/labs/saga", Some("dev")),
+                ] },
+            ],
+        });
+        let problems = dependencies_on_lab_demos(&meta);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("lab-gateway depends on lab-breaker, a lab's demo crate"),
+            "{problems:?}"
+        );
+    }
 
     fn graded() -> BTreeMap<PathBuf, String> {
         BTreeMap::from([(

@@ -3,7 +3,7 @@
 //! That is the price every call pays forever, so it is the number that matters. The same
 //! load runs through three breakers in the same process and the same run:
 //!
-//! - **ours** — [`lab_breaker::Breaker`]: a lock-free fast path in healthy Closed;
+//! - **ours** — [`breaker_tower::Breaker`]: a lock-free fast path in healthy Closed;
 //! - **failsafe** — a `parking_lot::Mutex` around its state machine, locked per call;
 //! - **recloser** — lock-free (epoch-based state swap plus a spin-locked ring buffer).
 //!
@@ -20,9 +20,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use breaker_core::{Config, Millis, Outcome, WindowKind};
+use breaker_tower::Breaker;
+use breaker_tower::clock::ManualClock;
 use criterion::{Criterion, criterion_group, criterion_main};
-use lab_breaker::Breaker;
-use lab_breaker::clock::ManualClock;
 
 /// One healthy call through each breaker.
 trait HealthyCall: Send + Sync {

@@ -8,8 +8,7 @@
 use std::fmt::Write as _;
 
 use breaker_core::State;
-
-use crate::handle::BreakerMetrics;
+use breaker_tower::BreakerMetrics;
 
 /// Renders one breaker's metrics; `name` labels every sample.
 pub fn render(name: &str, metrics: &BreakerMetrics) -> String {
@@ -131,9 +130,9 @@ fn escape(value: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::Breaker;
-    use crate::clock::ManualClock;
     use breaker_core::{Config, Millis, Outcome};
+    use breaker_tower::Breaker;
+    use breaker_tower::clock::ManualClock;
 
     #[test]
     fn renders_state_counts_and_rates_in_prometheus_text() {

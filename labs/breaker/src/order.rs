@@ -27,6 +27,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use breaker_tower::Breaker;
+use breaker_tower::layer::{BreakerLayer, rejection};
 use http::Request;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
@@ -36,8 +38,6 @@ use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 use crate::fallback::Fallback;
-use crate::handle::Breaker;
-use crate::layer::{BreakerLayer, rejection};
 use crate::payment::{IDEMPOTENCY_KEY, PaymentRequest, Receipt};
 use crate::problem::Problem;
 use crate::rejection::ServiceUnavailable;

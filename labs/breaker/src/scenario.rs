@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use breaker_core::{Backoff, Config, ConfigError, Event, Millis, TransitionReason, WindowKind};
+use breaker_tower::Breaker;
+use breaker_tower::clock::TokioClock;
 use http::{Request, header};
 use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::{BoxError, ServiceExt};
 
-use crate::clock::TokioClock;
-use crate::handle::Breaker;
 use crate::narration::{SecondRow, Summary};
 use crate::order::{OrderClient, PaymentAnswer};
 use crate::payment::{Behaviour, PaymentRequest};

@@ -14,9 +14,9 @@
 use std::time::Duration;
 
 use breaker_core::{Config, Millis, Outcome, State, WindowKind};
+use breaker_tower::Breaker;
+use breaker_tower::clock::ManualClock;
 use failsafe::{StateMachine, backoff, failure_policy};
-use lab_breaker::Breaker;
-use lab_breaker::clock::ManualClock;
 
 const TRIALS: u32 = 3;
 const CALLS_AFTER_THE_WAIT: usize = 100;

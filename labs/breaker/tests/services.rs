@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use breaker_core::{Config, Millis, WindowKind};
+use breaker_tower::Breaker;
+use breaker_tower::clock::TokioClock;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use lab_breaker::Breaker;
-use lab_breaker::clock::TokioClock;
 use lab_breaker::order::{self, OrderClient};
 use lab_breaker::payment::{self, Behaviour, PaymentState};
 use lab_breaker::problem::{PROBLEM_JSON, Problem};

@@ -18,8 +18,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use breaker_core::{Config as BreakerConfig, Millis, Outcome, Rejected, WindowKind};
-use lab_breaker::Breaker;
-use lab_breaker::clock::TokioClock;
+use breaker_tower::Breaker;
+use breaker_tower::clock::TokioClock;
 use thiserror::Error;
 use tokio::time::Instant;
 

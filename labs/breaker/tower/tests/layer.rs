@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use breaker_core::{Config, Millis, State, WindowKind};
+use breaker_tower::Breaker;
+use breaker_tower::clock::TokioClock;
+use breaker_tower::layer::{BreakerLayer, rejection};
 use http::{Request, Response, StatusCode};
-use lab_breaker::Breaker;
-use lab_breaker::clock::TokioClock;
-use lab_breaker::layer::{BreakerLayer, rejection};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
 /// Opens after 2 calls if both failed; 2 trial calls; 1 s in Open.

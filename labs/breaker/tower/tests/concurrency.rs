@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use breaker_core::{Config, Millis, Outcome, State, WindowKind};
-use lab_breaker::Breaker;
-use lab_breaker::clock::ManualClock;
+use breaker_tower::Breaker;
+use breaker_tower::clock::ManualClock;
 use tokio::sync::Barrier;
 
 const TRIALS: u32 = 5;

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use breaker_core::{Config, Millis, Outcome};
-use lab_breaker::Breaker;
-use lab_breaker::clock::ManualClock;
+use breaker_tower::Breaker;
+use breaker_tower::clock::ManualClock;
 
 #[test]
 fn closed_state_acquire_and_record_do_not_allocate() {
