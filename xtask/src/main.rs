@@ -20,6 +20,7 @@ mod grade;
 mod mutants;
 mod nats;
 mod needs;
+mod new_lab;
 mod step;
 mod test;
 mod tidy;
@@ -64,6 +65,15 @@ enum Command {
     Tidy,
     /// Grade a learner's exercise against the lab's graded tests.
     Grade(grade::GradeArgs),
+    /// Lay out a new lab in the shape every lab has (core, exercise, grading, services, chapter
+    /// fragment, solution page), e.g. `cargo xtask new-lab discovery --chapter book/src/patterns/service-discovery.md`.
+    NewLab {
+        /// The lab's name: lower-case words joined by `-` (crates `lab-NAME` and `NAME-core`).
+        name: String,
+        /// The book page the lab belongs to; its fragment is included at the end of it.
+        #[arg(long)]
+        chapter: PathBuf,
+    },
     /// Run a lab's cargo-fuzz targets (e.g. `cargo xtask fuzz gateway --seconds 60`).
     Fuzz {
         /// The lab whose `fuzz/` targets to run.
@@ -113,6 +123,7 @@ fn run() -> Result<()> {
         Command::Test => test::run(&root),
         Command::Tidy => tidy::run(&root),
         Command::Grade(args) => grade::run(&args),
+        Command::NewLab { name, chapter } => new_lab::run(&root, &name, &chapter),
         Command::Fuzz { lab, seconds } => fuzz::run(&lab, seconds),
         Command::Mutants(args) => mutants::run(&root, &args),
         Command::Bench {
