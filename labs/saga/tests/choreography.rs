@@ -478,3 +478,47 @@ async fn a_mispriced_choreographed_order_is_refused_with_a_422_naming_the_price(
         "{body:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_capture_stops_the_order_for_an_operator_instead_of_approving_it() {
+    let system = System::start(
+        &Place::Memory,
+        Some(&Seed::default()),
+        Options {
+            extra_schema: choreography::SCHEMA.to_owned(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    // A PENDING order whose OrderCreated never went out: payment holds nothing for it.
+    let line = order_line("c-11", 1);
+    choreography::place_in(system.order.db(), &line).unwrap();
+    system
+        .order
+        .db()
+        .lock()
+        .execute("DELETE FROM outbox", [])
+        .unwrap();
+    let choreography =
+        Choreography::start_with(&system, bus("capture-refused").await, Settings::default())
+            .await
+            .unwrap();
+    // Shipping is scheduled (an event out of nowhere): there is no hold to capture.
+    choreography
+        .bus()
+        .publish(Message {
+            id: "c-11:ShippingScheduled".to_owned(),
+            event: "ShippingScheduled".to_owned(),
+            payload: serde_json::to_vec(&line).unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        choreography.settle("c-11", MAX_CHECKS).await,
+        OrderStatus::NeedsAttention,
+        "after the pivot a refusal cannot be compensated: an operator decides"
+    );
+    let balances = system.balances("c-11").unwrap();
+    assert_eq!((balances.money_held, balances.money_captured), (0, 0));
+    assert!(choreography.dead_letters().is_empty());
+}
