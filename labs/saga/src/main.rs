@@ -425,11 +425,15 @@ async fn serve_participant<D: Domain>(
     let service = open_participant::<D>(args, dir, "", seed_books)?;
     let listener = bind(args).await?;
     let address = listener.local_addr()?;
+    let operations = [Some(D::ACTION), Some(D::COMPENSATION), D::FINISH]
+        .into_iter()
+        .flatten()
+        .map(|name| format!("/{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     say!(
-        "{} on http://{address}: POST /{} and /{} (Idempotency-Key header), GET /state, GET /health",
+        "{} on http://{address}: POST {operations} (Idempotency-Key header), GET /state, GET /health",
         palette.bold(D::NAME),
-        D::ACTION,
-        D::COMPENSATION
     );
     say!("  books {}  (in {})", service.holdings(), dir.display());
     axum::serve(listener, participant::router(service))
