@@ -13,7 +13,8 @@ const LANES = {
 const W = 660, TOP = 54, ROW = 34, PLAY_MS = 700;
 const BALANCES = [
   ["order_status", "Order status"], ["wallet", "Customer's money"], ["money_held", "Money held"],
-  ["stock", "Stock on the shelf"], ["stock_reserved", "Stock reserved"], ["courier_booked", "Courier booked"],
+  ["money_captured", "Money captured"], ["stock", "Stock on the shelf"], ["stock_reserved", "Stock reserved"],
+  ["courier_booked", "Courier booked"],
 ];
 
 function markup(id) {

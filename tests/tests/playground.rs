@@ -398,7 +398,7 @@ async fn saga_compensates_in_reverse_order(browser: &Browser) -> Check {
     )
     .await?;
     let expected = json!({
-        "order_status": "CANCELLED", "wallet": "100", "money_held": "0",
+        "order_status": "CANCELLED", "wallet": "100", "money_held": "0", "money_captured": "0",
         "stock": "5", "stock_reserved": "0", "courier_booked": "no"
     });
     if balances != expected {

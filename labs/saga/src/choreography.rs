@@ -2,9 +2,18 @@
 //!
 //! ```text
 //! order ─OrderCreated─▶ payment ─PaymentReserved─▶ inventory ─StockReserved─▶ shipping
-//!   ▲                      │ PaymentFailed            │ StockFailed              │ ShippingScheduled ─▶ order: APPROVED
-//!   └── PaymentRefunded ◀──┴─ refund ◀── StockReleased ◀── release ◀── ShippingFailed
+//!   ▲                      │ PaymentFailed            │ StockFailed              │ ShippingScheduled
+//!   ├── PaymentRefunded ◀──┴─ refund ◀── StockReleased ◀── release ◀── ShippingFailed
+//!   └── order: APPROVED ◀── PaymentCaptured ◀── payment: capture ◀─────────────┘
 //! ```
+//!
+//! ShippingScheduled is the pivot: from there the saga only moves forward. Payment reacts to
+//! it by capturing the money it held (the same step, and idempotency key, as the
+//! orchestrator's `capture_payment`), and the order is APPROVED on PaymentCaptured, so an
+//! approved order never has its money merely held. A capture payment refuses (it holds
+//! nothing for the order, which the flow above never leads to) publishes
+//! PaymentCaptureFailed, and the order stops in NEEDS_ATTENTION for an operator: after the
+//! pivot there is nothing to compensate.
 //!
 //! Three tables make it reliable, in every service's own database:
 //! - **outbox**: an event is inserted in the same transaction as the state change it
@@ -34,7 +43,7 @@ use crate::db::{self, Db, Storage};
 use crate::inventory::Inventory;
 use crate::line::OrderLine;
 use crate::order::{self, OrderService};
-use crate::participant::{Domain, Participant};
+use crate::participant::{Domain, Operation, Participant};
 use crate::payment::Payment;
 use crate::problem::{Problem, SagaProblem};
 use crate::shipping::Shipping;
@@ -153,10 +162,24 @@ pub enum Handled {
 
 /// What a participant does when it sees an event.
 struct Reaction {
-    kind: CommandKind,
+    /// The action, the compensation, or the finishing action after the pivot (capture).
+    operation: Operation,
+    /// The saga step it belongs to, by index in [`SagaDefinition::order_fulfilment`]: it
+    /// names the idempotency key, the same one the orchestrator uses.
     step: usize,
     on_success: &'static str,
     on_refusal: &'static str,
+}
+
+impl Reaction {
+    /// Whether the step's key is an action's or a compensation's (a capture is the action
+    /// of its step).
+    fn kind(&self) -> CommandKind {
+        match self.operation {
+            Operation::Compensate => CommandKind::Compensation,
+            Operation::Act | Operation::Finish => CommandKind::Action,
+        }
+    }
 }
 
 // ANCHOR: react
@@ -178,9 +201,9 @@ fn react<D: Domain>(
     let key = SagaDefinition::order_fulfilment().idempotency_key(
         &line.order_id,
         reaction.step,
-        reaction.kind,
+        reaction.kind(),
     );
-    let reply = participant.execute_with(reaction.kind, &key, &line, |tx, reply| {
+    let reply = participant.perform(reaction.operation, &key, &line, |tx, reply| {
         record_inbox(tx, &message.id)?;
         let next = if reply.is_success() {
             reaction.on_success
@@ -201,16 +224,23 @@ fn react<D: Domain>(
 fn payment_reaction(event: &str) -> Option<Reaction> {
     match event {
         "OrderCreated" => Some(Reaction {
-            kind: CommandKind::Action,
+            operation: Operation::Act,
             step: 1,
             on_success: "PaymentReserved",
             on_refusal: "PaymentFailed",
         }),
         "StockFailed" | "StockReleased" => Some(Reaction {
-            kind: CommandKind::Compensation,
+            operation: Operation::Compensate,
             step: 1,
             on_success: "PaymentRefunded",
             on_refusal: "PaymentRefunded",
+        }),
+        // The pivot is passed: take the held money for good.
+        "ShippingScheduled" => Some(Reaction {
+            operation: Operation::Finish,
+            step: 4,
+            on_success: "PaymentCaptured",
+            on_refusal: "PaymentCaptureFailed",
         }),
         _ => None,
     }
@@ -219,13 +249,13 @@ fn payment_reaction(event: &str) -> Option<Reaction> {
 fn inventory_reaction(event: &str) -> Option<Reaction> {
     match event {
         "PaymentReserved" => Some(Reaction {
-            kind: CommandKind::Action,
+            operation: Operation::Act,
             step: 2,
             on_success: "StockReserved",
             on_refusal: "StockFailed",
         }),
         "ShippingFailed" => Some(Reaction {
-            kind: CommandKind::Compensation,
+            operation: Operation::Compensate,
             step: 2,
             on_success: "StockReleased",
             on_refusal: "StockReleased",
@@ -237,7 +267,7 @@ fn inventory_reaction(event: &str) -> Option<Reaction> {
 fn shipping_reaction(event: &str) -> Option<Reaction> {
     match event {
         "StockReserved" => Some(Reaction {
-            kind: CommandKind::Action,
+            operation: Operation::Act,
             step: 3,
             on_success: "ShippingScheduled",
             on_refusal: "ShippingFailed",
@@ -247,11 +277,14 @@ fn shipping_reaction(event: &str) -> Option<Reaction> {
 }
 // ANCHOR_END: reactions
 
-/// The order service's reaction: the end of the saga sets the order's status.
+/// The order service's reaction: the end of the saga sets the order's status. It is
+/// approved once its money is captured (after the pivot, ShippingScheduled), cancelled once
+/// it is refused or refunded, and stopped for an operator if the capture was refused.
 fn order_reaction(db: &Db, message: &Message) -> Handled {
     let status = match message.event.as_str() {
-        "ShippingScheduled" => OrderStatus::Approved,
+        "PaymentCaptured" => OrderStatus::Approved,
         "PaymentFailed" | "PaymentRefunded" => OrderStatus::Cancelled,
+        "PaymentCaptureFailed" => OrderStatus::NeedsAttention,
         _ => return Handled::Done,
     };
     let Ok(line) = serde_json::from_slice::<OrderLine>(&message.payload) else {
@@ -584,6 +617,7 @@ impl Choreography {
 
     // ANCHOR: place
     /// Places an order: the PENDING row and the `OrderCreated` event, in one transaction.
+    /// An order not at the catalogue's price is refused (422) and nothing is written.
     pub fn place(&self, line: &OrderLine) -> Result<(), Problem> {
         let Some(order) = &self.order else {
             return Err(Problem::unavailable(
@@ -659,11 +693,14 @@ impl Choreography {
 }
 
 /// Places an order in the order database: the PENDING row and the `OrderCreated` event, in
-/// one transaction (the relay publishes the event).
+/// one transaction (the relay publishes the event). The amount is checked against the
+/// catalogue first, as the orchestrator does: a 422 that names the price, not the database
+/// trigger's refusal as a 503.
 pub fn place_in(order_db: &Db, line: &OrderLine) -> Result<(), Problem> {
     line.validate()?;
+    let mut connection = order_db.lock();
+    order::check_price(&connection, line)?;
     let result = (|| -> rusqlite::Result<bool> {
-        let mut connection = order_db.lock();
         let tx = db::write_transaction(&mut connection)?;
         let inserted = order::insert_pending(&tx, line)?;
         if inserted {
@@ -846,3 +883,52 @@ async fn consume(
     );
 }
 // ANCHOR_END: consume
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every reaction is a step of the orchestrated saga, by the same participant and
+    /// operation, so both styles use the same idempotency keys.
+    #[test]
+    fn every_reaction_is_the_orchestrated_step_it_names() {
+        let definition = SagaDefinition::order_fulfilment();
+        let events = [
+            "OrderCreated",
+            "PaymentReserved",
+            "StockReserved",
+            "StockFailed",
+            "StockReleased",
+            "ShippingScheduled",
+            "ShippingFailed",
+        ];
+        for service in ["payment", "inventory", "shipping"] {
+            for event in events {
+                let Some(reaction) = reaction_of(service, event) else {
+                    continue;
+                };
+                let step = &definition.steps[reaction.step];
+                assert_eq!(step.participant, service, "{service} on {event}");
+                let operation = match reaction.operation {
+                    Operation::Act | Operation::Finish => Some(step.action.as_str()),
+                    Operation::Compensate => step.compensation.as_deref(),
+                };
+                let expected = match (service, reaction.operation) {
+                    ("payment", Operation::Act) => "reserve",
+                    ("payment", Operation::Compensate) => "refund",
+                    ("payment", Operation::Finish) => "capture",
+                    ("inventory", Operation::Act) => "reserve",
+                    ("inventory", _) => "release",
+                    ("shipping", _) => "schedule",
+                    _ => "?",
+                };
+                assert_eq!(operation, Some(expected), "{service} on {event}");
+            }
+        }
+        let capture = reaction_of("payment", "ShippingScheduled").map(|r| r.step);
+        assert!(
+            capture.is_some_and(|step| definition.pivot.is_some_and(|pivot| step > pivot)),
+            "the capture reacts to the pivot and comes after it"
+        );
+    }
+}

@@ -16,7 +16,8 @@
 //!
 //! `dead-letters` lists the parked messages in a data directory and `redrive <service> <id>`
 //! runs one again once its cause is fixed. Logs (warnings by default, `RUST_LOG` to change)
-//! go to standard error.
+//! go to standard error. Standard output that nobody reads any more (`lab-saga | head`) stops
+//! the printing, never the saga (the `out` module).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -42,6 +43,42 @@ use lab_saga::system::{
 };
 use lab_saga::transport::Transport;
 use saga_core::{OrderStatus, RetryPolicy, SagaDefinition};
+
+/// The demo's standard output. A write that fails (the reader went away: `lab-saga | head`
+/// closes the pipe, and every later write gets EPIPE) stops the printing instead of
+/// panicking, so the saga and the services carry on to the end, whichever task was
+/// printing. Other write errors do the same, with one warning on standard error.
+mod out {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static STOPPED: AtomicBool = AtomicBool::new(false);
+
+    /// Prints `text` and a newline, unless printing has stopped.
+    pub fn line(text: std::fmt::Arguments<'_>) {
+        if STOPPED.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let written = stdout
+            .write_fmt(text)
+            .and_then(|()| stdout.write_all(b"\n"))
+            .and_then(|()| stdout.flush());
+        if let Err(error) = written
+            && !STOPPED.swap(true, Ordering::Relaxed)
+            && error.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            tracing::warn!(%error, "cannot write to standard output; printing stops, the services go on");
+        }
+    }
+}
+
+/// `println!` through [`out::line`]: a closed standard output stops the printing, not the demo.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        out::line(format_args!($($arg)*))
+    };
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Style {
@@ -388,13 +425,17 @@ async fn serve_participant<D: Domain>(
     let service = open_participant::<D>(args, dir, "", seed_books)?;
     let listener = bind(args).await?;
     let address = listener.local_addr()?;
-    println!(
-        "{} on http://{address}: POST /{} and /{} (Idempotency-Key header), GET /state, GET /health",
+    let operations = [Some(D::ACTION), Some(D::COMPENSATION), D::FINISH]
+        .into_iter()
+        .flatten()
+        .map(|name| format!("/{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    say!(
+        "{} on http://{address}: POST {operations} (Idempotency-Key header), GET /state, GET /health",
         palette.bold(D::NAME),
-        D::ACTION,
-        D::COMPENSATION
     );
-    println!("  books {}  (in {})", service.holdings(), dir.display());
+    say!("  books {}  (in {})", service.holdings(), dir.display());
     axum::serve(listener, participant::router(service))
         .with_graceful_shutdown(shutdown())
         .await?;
@@ -453,7 +494,7 @@ async fn serve_order(args: &Args, dir: &Path, palette: Palette) -> anyhow::Resul
     service.spawn_attention_watch(Duration::from_secs(5));
     let listener = bind(args).await?;
     let address = listener.local_addr()?;
-    println!(
+    say!(
         "{} on http://{address}, calling payment {}, inventory {}, shipping {}",
         palette.bold("order"),
         args.payment_url,
@@ -461,13 +502,13 @@ async fn serve_order(args: &Args, dir: &Path, palette: Palette) -> anyhow::Resul
         args.shipping_url
     );
     print_order_help(&address.to_string());
-    println!("{}", palette.bold(&narration::header()));
+    say!("{}", palette.bold(&narration::header()));
     // Sagas left unfinished by a previous run carry on from their log.
     let resumer = Arc::clone(&service);
     tokio::spawn(async move {
         if let Err(error) = resumer.resume_unfinished().await {
             tracing::error!(%error, "could not resume the unfinished sagas");
-            println!("  {} could not resume: {error}", palette.red("⚠"));
+            say!("  {} could not resume: {error}", palette.red("⚠"));
         }
     });
     axum::serve(listener, order::router(service))
@@ -478,24 +519,24 @@ async fn serve_order(args: &Args, dir: &Path, palette: Palette) -> anyhow::Resul
 // ANCHOR_END: serve_order
 
 fn print_order_help(address: &str) {
-    println!(
+    say!(
         "place an order:  curl -X POST http://{address}/orders -H 'content-type: application/json' \\\n  \
          -d '{{\"order_id\":\"order-1\",\"customer\":\"{CUSTOMER}\",\"sku\":\"{SKU}\",\"quantity\":2,\"amount\":5000}}'"
     );
-    println!("then:            curl http://{address}/orders/order-1");
+    say!("then:            curl http://{address}/orders/order-1");
 }
 
 fn narrator(palette: Palette) -> Narrator {
     Arc::new(move |note| {
         if let Some(line) = narration::orchestrator_line(note, palette) {
-            println!("{line}");
+            say!("{line}");
         }
     })
 }
 
 fn event_printer(palette: Palette) -> choreography::EventNarrator {
     Arc::new(move |service, message| {
-        println!(
+        say!(
             "{}",
             narration::event_line(service, &message.event, palette)
         );
@@ -503,7 +544,7 @@ fn event_printer(palette: Palette) -> choreography::EventNarrator {
 }
 
 fn note_printer(palette: Palette) -> Observer {
-    Arc::new(move |note| println!("{}", narration::choreography_note(note, palette)))
+    Arc::new(move |note| say!("{}", narration::choreography_note(note, palette)))
 }
 
 /// The bus for the services in `dir`: NATS JetStream when `NATS_URL` is set (this data
@@ -591,7 +632,7 @@ async fn serve_choreographed(
     let bus = bus_for(args, dir).await?;
     let listener = bind(args).await?;
     let address = listener.local_addr()?;
-    println!(
+    say!(
         "{} on http://{address}, choreographed over {} (data in {})",
         palette.bold(name),
         bus.describe(),
@@ -600,7 +641,7 @@ async fn serve_choreographed(
     if role == Role::Order {
         print_order_help(&address.to_string());
     }
-    println!("  dead letters:  curl http://{address}/dead-letters");
+    say!("  dead letters:  curl http://{address}/dead-letters");
     let choreography = Arc::new(
         Choreography::start_services(
             vec![service],
@@ -616,7 +657,7 @@ async fn serve_choreographed(
     );
     let unfinished = choreography.unfinished();
     if !unfinished.is_empty() {
-        println!(
+        say!(
             "{}",
             palette.bold(&format!(
                 "restarted: {} unfinished saga(s); the services carry them on",
@@ -661,7 +702,7 @@ fn free_order_id(order: &OrderService) -> String {
 /// On a resume, says that the flags describing a new saga wait for the next run.
 fn note_new_saga_flags(args: &Args) {
     if args.crash_at.is_some() || args.fail_at != FailAt::None || args.quantity != 2 {
-        println!(
+        say!(
             "  (--crash-at, --fail-at and --quantity apply to a new saga: run again once this one has ended)"
         );
     }
@@ -704,7 +745,7 @@ async fn orchestration(
         let system = System::start(&place, None, options())?;
         let unfinished = system.order.unfinished()?;
         if !unfinished.is_empty() {
-            println!(
+            say!(
                 "{}",
                 palette.bold(&format!(
                     "restarted: {} unfinished saga(s) in the log, resuming",
@@ -712,7 +753,7 @@ async fn orchestration(
                 ))
             );
             note_new_saga_flags(args);
-            println!("{}", palette.bold(&narration::header()));
+            say!("{}", palette.bold(&narration::header()));
             for (order_id, _) in system.order.resume_unfinished().await? {
                 print_balances(&system.balances(&order_id)?, &order_id, palette);
             }
@@ -725,7 +766,7 @@ async fn orchestration(
         system.order.crash_at(plan);
     }
     let line = order_line(&free_order_id(&system.order), args.quantity);
-    println!(
+    say!(
         "{} {} × {} for {}, {} cents (style: orchestration, fail at: {:?})",
         palette.bold(&line.order_id),
         line.quantity,
@@ -734,12 +775,12 @@ async fn orchestration(
         line.amount,
         args.fail_at
     );
-    println!("{}", palette.bold(&narration::header()));
+    say!("{}", palette.bold(&narration::header()));
     match system.order.run_order(&line).await {
         Ok(_) => print_balances(&system.balances(&line.order_id)?, &line.order_id, palette),
         Err(error) => {
-            println!("  {} {error}", palette.red("💥"));
-            println!(
+            say!("  {} {error}", palette.red("💥"));
+            say!(
                 "  the saga log in {} ends mid-saga; run the demo again{} to resume it",
                 dir.join("order.db").display(),
                 resume_hint(dir, kept)
@@ -775,7 +816,7 @@ async fn choreography_demo(
         let system = System::start(&place, None, options())?;
         let unfinished = system.order.unfinished()?;
         if !unfinished.is_empty() {
-            println!(
+            say!(
                 "{}",
                 palette.bold(&format!(
                     "restarted: {} unfinished saga(s) in {}; the services carry them on",
@@ -785,8 +826,8 @@ async fn choreography_demo(
             );
             note_new_saga_flags(args);
             let bus = bus_for(args, dir).await?;
-            println!("events travel over the {}", bus.describe());
-            println!("{}", palette.bold(&narration::header()));
+            say!("events travel over the {}", bus.describe());
+            say!("{}", palette.bold(&narration::header()));
             let choreography = Choreography::start_with(&system, bus, settings()).await?;
             for order_id in &unfinished {
                 finish(&choreography, &system, order_id, dir, palette).await?;
@@ -797,10 +838,10 @@ async fn choreography_demo(
     let seed = prepare_demo_dir(args, dir, kept)?;
     let system = System::start(&place, seed.as_ref(), options())?;
     let bus = bus_for(args, dir).await?;
-    println!("events travel over the {}", bus.describe());
+    say!("events travel over the {}", bus.describe());
     let choreography = Choreography::start_with(&system, bus, settings()).await?;
     let line = order_line(&free_order_id(&system.order), args.quantity);
-    println!(
+    say!(
         "{} {} × {} for {}, {} cents (style: choreography, fail at: {:?}, data in {})",
         palette.bold(&line.order_id),
         line.quantity,
@@ -810,7 +851,7 @@ async fn choreography_demo(
         args.fail_at,
         dir.display()
     );
-    println!("{}", palette.bold(&narration::header()));
+    say!("{}", palette.bold(&narration::header()));
     choreography
         .place(&line)
         .map_err(|problem| anyhow::anyhow!("cannot place {}: {}", line.order_id, problem.detail))?;
@@ -836,21 +877,21 @@ async fn finish(
     tokio::time::sleep(Duration::from_millis(50)).await;
     let letters = choreography.dead_letters();
     for (service, id, error) in &letters {
-        println!("  {} {service}: {id}: {error}", palette.red("dead letter"));
+        say!("  {} {service}: {id}: {error}", palette.red("dead letter"));
     }
     if let Some((service, id, _)) = letters.first() {
-        println!(
+        say!(
             "  once the cause is fixed: cargo run -p lab-saga -- redrive {service} {id} --data-dir {}",
             dir.display()
         );
-        println!(
+        say!(
             "  then run the demo again with --data-dir {} to carry the saga on",
             dir.display()
         );
     }
     if choreography.status(order_id) == OrderStatus::Pending {
         tracing::error!(order_id, waited = ?DEMO_PATIENCE, "the saga did not end");
-        println!(
+        say!(
             "  {}",
             palette.alarm(&format!(
                 "⚠ {order_id} is still PENDING after {}: a service cannot apply its event (see the warnings above); \
@@ -878,14 +919,17 @@ fn operate(operator: &Operator, dir: &Path) -> anyhow::Result<()> {
                 let service = Service::open_in(dir, name)?;
                 for letter in choreography::dead_letters_of(&service)? {
                     any = true;
-                    println!(
+                    say!(
                         "{}  {}  ({} tries): {}",
-                        letter.service, letter.message_id, letter.attempts, letter.error
+                        letter.service,
+                        letter.message_id,
+                        letter.attempts,
+                        letter.error
                     );
                 }
             }
             if !any {
-                println!("no dead letters in {}", dir.display());
+                say!("no dead letters in {}", dir.display());
             }
             Ok(())
         }
@@ -895,7 +939,7 @@ fn operate(operator: &Operator, dir: &Path) -> anyhow::Result<()> {
         } => {
             let opened = Service::open_in(dir, service)?;
             choreography::redrive(&opened, message_id)?;
-            println!(
+            say!(
                 "re-driven: {service} handled {message_id}; its next event is in its outbox. \
                  Running services carry the saga on; after a demo, run it again with --data-dir {}",
                 dir.display()
@@ -906,5 +950,5 @@ fn operate(operator: &Operator, dir: &Path) -> anyhow::Result<()> {
 }
 
 fn print_balances(balances: &Balances, order_id: &str, palette: Palette) {
-    println!("{}", narration::balances(balances, order_id, palette));
+    say!("{}", narration::balances(balances, order_id, palette));
 }

@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 
 use owo_colors::OwoColorize;
-use saga_core::{CommandKind, Event, LogEntry};
+use saga_core::{CommandKind, Event, LogEntry, SagaDefinition};
 
 use crate::choreography::Note as ChoreographyNote;
 use crate::line::Reply;
@@ -154,12 +154,28 @@ fn logged(entry: &LogEntry, palette: Palette) -> Option<String> {
         }
         Event::SagaCompleted => palette.success("✅ saga completed: order APPROVED"),
         Event::SagaCompensated => palette.undone("↩ saga compensated: order CANCELLED"),
-        Event::NeedsAttention { step } => palette.alarm(&format!(
-            "⚠ compensation of step {step} keeps failing: NEEDS ATTENTION"
-        )),
+        Event::NeedsAttention { step } => palette.alarm(&needs_attention(*step)),
+        Event::Resumed => {
+            palette.bold("↻ saga resumed: order PENDING again, the stuck step is tried again")
+        }
         _ => return None,
     };
     Some(format!("  {} {text}", palette.dimmed("·")))
+}
+
+/// Why a saga stopped at `step`, in the demo's saga: a compensation that kept failing, or a
+/// step after the pivot that was refused (it cannot be undone, so a person decides).
+fn needs_attention(step: usize) -> String {
+    let definition = SagaDefinition::order_fulfilment();
+    let name = definition
+        .steps
+        .get(step)
+        .map_or_else(|| format!("step {step}"), |s| s.name.clone());
+    if definition.is_compensatable(step) {
+        format!("⚠ the compensation of {name} keeps failing: NEEDS ATTENTION")
+    } else {
+        format!("⚠ {name} was refused after the pivot, which cannot be undone: NEEDS ATTENTION")
+    }
 }
 
 fn replied(command: &saga_core::Command, reply: &Reply, palette: Palette) -> String {
@@ -278,6 +294,7 @@ pub fn balances(balances: &Balances, order_id: &str, palette: Palette) -> String
             palette.bold(&balances.order_status.to_string())
         ),
         format!("  money held        {} cents", balances.money_held),
+        format!("  money captured    {} cents", balances.money_captured),
         format!("  stock reserved    {} units", balances.stock_reserved),
         format!("  courier booked    {}", balances.shipping_scheduled),
         format!(

@@ -180,7 +180,7 @@ pub struct Balances {
     pub stock_reserved: i64,
     /// Whether shipping has a delivery scheduled for it.
     pub shipping_scheduled: bool,
-    /// Payment's totals (balance, held).
+    /// Payment's totals (balance, held, and captured once something was).
     pub payment: serde_json::Value,
     /// Inventory's totals (available, reserved).
     pub inventory: serde_json::Value,
@@ -190,13 +190,14 @@ pub struct Balances {
 
 impl Balances {
     // ANCHOR: consistent
-    /// The saga's promise: an approved order has its money taken (captured by the
-    /// orchestrated saga), its stock and its courier; any other ended order holds nothing
-    /// anywhere.
+    /// The saga's promise: an approved order has its money captured (none of it merely
+    /// held: both styles capture after the pivot, before they approve), its stock and its
+    /// courier; any other ended order holds nothing anywhere.
     pub fn is_consistent(&self) -> bool {
         match self.order_status {
             OrderStatus::Approved => {
-                self.money_held + self.money_captured > 0
+                self.money_held == 0
+                    && self.money_captured > 0
                     && self.stock_reserved > 0
                     && self.shipping_scheduled
             }

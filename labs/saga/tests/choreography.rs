@@ -120,7 +120,9 @@ async fn every_failure_point_ends_consistent() {
         let balances = system.balances("c-1").unwrap();
         assert!(balances.is_consistent(), "fail at {fail_at}: {balances:?}");
         assert_eq!(
-            balances.payment["balance"].as_i64().unwrap() + balances.money_held,
+            balances.payment["balance"].as_i64().unwrap()
+                + balances.money_held
+                + balances.money_captured,
             seed.balance,
             "money is conserved"
         );
@@ -175,12 +177,12 @@ async fn a_duplicate_delivery_has_no_second_effect() {
         OrderStatus::Approved
     );
     let balances = system.balances("c-3").unwrap();
-    assert_eq!(balances.money_held, line.amount, "charged once");
+    assert_eq!(balances.money_captured, line.amount, "charged once");
     assert_eq!(balances.stock_reserved, 1, "reserved once");
     assert_eq!(
         system.payment.faults.executions.load(Ordering::SeqCst),
-        2,
-        "one per order"
+        4,
+        "a reserve and a capture per order"
     );
 }
 
@@ -250,7 +252,11 @@ async fn a_dead_letter_redriven_completes_the_saga() {
         choreography.dead_letters().is_empty(),
         "re-driven, not parked"
     );
-    assert_eq!(system.payment.faults.executions.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        system.payment.faults.executions.load(Ordering::SeqCst),
+        2,
+        "one reserve (re-driven, not repeated) and one capture"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,20 +303,24 @@ async fn messages_without_a_nats_msg_id_are_not_collapsed_into_one() {
             .unwrap();
     }
     // No order rows exist for these, so the saga runs through the participants only: wait
-    // until shipping has scheduled both.
-    let scheduled = |id: &str| system.balances(id).unwrap().shipping_scheduled;
+    // until payment has captured both (its last reaction, after shipping scheduled them).
+    let captured = |id: &str| system.balances(id).unwrap().money_captured > 0;
     for _ in 0..MAX_CHECKS {
-        if scheduled("raw-1") && scheduled("raw-2") {
+        if captured("raw-1") && captured("raw-2") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(scheduled("raw-1"), "the first message was handled");
+    assert!(captured("raw-1"), "the first message was handled");
     assert!(
-        scheduled("raw-2"),
+        captured("raw-2"),
         "the second message without an id is a different message, not a redelivery"
     );
-    assert_eq!(system.payment.faults.executions.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        system.payment.faults.executions.load(Ordering::SeqCst),
+        4,
+        "a reserve and a capture for each"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -409,4 +419,106 @@ async fn a_dead_letter_is_listed_and_redriven_over_http() {
         .unwrap();
     assert_eq!(again.status(), 404, "nothing parked any more");
     assert_eq!(again.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_choreographed_order_has_its_payment_captured_not_held() {
+    let (system, choreography) = start("capture", &Seed::default()).await;
+    let line = order_line("c-9", 2);
+    choreography.place(&line).unwrap();
+    assert_eq!(
+        choreography.settle("c-9", MAX_CHECKS).await,
+        OrderStatus::Approved
+    );
+    let balances = system.balances("c-9").unwrap();
+    assert_eq!(
+        (balances.money_held, balances.money_captured),
+        (0, line.amount),
+        "after the pivot the held money is taken for good: {balances:?}"
+    );
+    assert!(balances.is_consistent(), "{balances:?}");
+    assert!(choreography.dead_letters().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mispriced_choreographed_order_is_refused_with_a_422_naming_the_price() {
+    use tower::ServiceExt;
+    let (system, choreography) = start("mispriced", &Seed::default()).await;
+    let line = lab_saga::line::OrderLine {
+        amount: 1,
+        ..order_line("c-10", 2)
+    };
+    let problem = choreography.place(&line).unwrap_err();
+    assert_eq!(problem.status, 422, "{problem:?}");
+    assert!(
+        problem.detail.contains("5000 cents (2500 each)"),
+        "the detail names the price: {problem:?}"
+    );
+    assert!(
+        system.order.view("c-10").unwrap().is_none(),
+        "nothing placed"
+    );
+    // The same over HTTP, as problem+json.
+    let router = choreography::order_router(std::sync::Arc::new(choreography));
+    let request = axum::http::Request::post("/orders")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(serde_json::to_vec(&line).unwrap()))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("2500 each"),
+        "{body:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_capture_stops_the_order_for_an_operator_instead_of_approving_it() {
+    let system = System::start(
+        &Place::Memory,
+        Some(&Seed::default()),
+        Options {
+            extra_schema: choreography::SCHEMA.to_owned(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    // A PENDING order whose OrderCreated never went out: payment holds nothing for it.
+    let line = order_line("c-11", 1);
+    choreography::place_in(system.order.db(), &line).unwrap();
+    system
+        .order
+        .db()
+        .lock()
+        .execute("DELETE FROM outbox", [])
+        .unwrap();
+    let choreography =
+        Choreography::start_with(&system, bus("capture-refused").await, Settings::default())
+            .await
+            .unwrap();
+    // Shipping is scheduled (an event out of nowhere): there is no hold to capture.
+    choreography
+        .bus()
+        .publish(Message {
+            id: "c-11:ShippingScheduled".to_owned(),
+            event: "ShippingScheduled".to_owned(),
+            payload: serde_json::to_vec(&line).unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        choreography.settle("c-11", MAX_CHECKS).await,
+        OrderStatus::NeedsAttention,
+        "after the pivot a refusal cannot be compensated: an operator decides"
+    );
+    let balances = system.balances("c-11").unwrap();
+    assert_eq!((balances.money_held, balances.money_captured), (0, 0));
+    assert!(choreography.dead_letters().is_empty());
 }

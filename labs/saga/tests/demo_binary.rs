@@ -1,7 +1,8 @@
 //! The `lab-saga` binary as a reader runs it by hand: logs on standard error, plain text in a
 //! pipe, flags that do not apply refused, a clear NATS error, fresh books for every demo, and
 //! a choreographed demo that is stuck on a locked database (says so) or killed (carries on
-//! when run again).
+//! when run again), and a demo whose standard output is closed (it stops printing and the
+//! saga still ends).
 //!
 //! Each test runs the compiled binary as a child process, with its output in files, and waits
 //! for the lines it expects (polling the files up to a generous deadline: nothing here
@@ -477,5 +478,70 @@ fn a_dead_letter_is_listed_and_redriven_from_the_command_line() {
         err.contains("no dead letter `order-1:OrderCreated`"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Runs the demo with `args` and a standard output whose reader is already gone (as after
+/// `lab-saga | head -1`, here before the very first line, so every write fails with EPIPE);
+/// returns its exit status and standard error once it exits.
+fn run_with_closed_stdout(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    use std::os::fd::OwnedFd;
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(reader);
+    let stderr = root.join("closed-stdout.err");
+    let mut child = lab_saga(root)
+        .args(args)
+        .stdout(Stdio::from(OwnedFd::from(writer)))
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .expect("cannot start the lab-saga binary");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {PATIENCE:?}:\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, std::fs::read_to_string(&stderr).unwrap_or_default())
+}
+
+#[test]
+fn a_closed_standard_output_stops_the_printing_not_the_saga() {
+    let root = scratch("closed-stdout");
+    for style in ["orchestration", "choreography"] {
+        let dir = root.join(style);
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let (status, err) =
+            run_with_closed_stdout(&root, &["--style", style, "--data-dir", dir_arg.as_str()]);
+        assert!(
+            status.success(),
+            "{style}: a reader that went away is no reason to fail ({status}):\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{style}:\n{err}");
+        let system = System::start(
+            &Place::Dir(dir.clone()),
+            None,
+            Options {
+                extra_schema: choreography::SCHEMA.to_owned(),
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let balances = system.balances("order-1").unwrap();
+        assert_eq!(
+            balances.order_status,
+            OrderStatus::Approved,
+            "{style}: the saga ran to its end: {balances:?}\n{err}"
+        );
+        assert!(balances.is_consistent(), "{style}: {balances:?}");
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

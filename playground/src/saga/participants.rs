@@ -1,5 +1,7 @@
 //! The saga's simulated participants: the order, payment, inventory and shipping services,
 //! with the balances they keep and the idempotency table each one answers repeats from.
+//! Payment holds the money at its reserve and captures it after the pivot, as the lab's
+//! payment service does.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,7 @@ use crate::saga::view::Balances;
 pub(crate) struct Participants {
     wallet: u32,
     money_held: u32,
+    money_captured: u32,
     stock: u32,
     stock_reserved: u32,
     courier_booked: bool,
@@ -41,6 +44,7 @@ impl Participants {
         Participants {
             wallet: WALLET,
             money_held: 0,
+            money_captured: 0,
             stock: STOCK,
             stock_reserved: 0,
             courier_booked: false,
@@ -53,6 +57,7 @@ impl Participants {
         Balances {
             wallet: self.wallet,
             money_held: self.money_held,
+            money_captured: self.money_captured,
             stock: self.stock,
             stock_reserved: self.stock_reserved,
             courier_booked: self.courier_booked,
@@ -108,6 +113,11 @@ impl Participants {
                     self.stock_reserved -= 1;
                 }
                 (3, compensation) => self.courier_booked = !compensation,
+                // capture_payment, after the pivot: the held money is taken for good.
+                (4, false) => {
+                    self.money_held -= PRICE;
+                    self.money_captured += PRICE;
+                }
                 // The order service's own steps change only the order's status, which is
                 // the core's semantic lock.
                 _ => {}

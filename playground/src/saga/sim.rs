@@ -361,9 +361,50 @@ mod tests {
         let last = run.messages.last().expect("a run has messages");
         assert_eq!(last.kind, MessageKind::Done);
         assert_eq!(last.balances.order_status, "APPROVED");
-        assert_eq!((last.balances.wallet, last.balances.money_held), (70, 30));
+        assert_eq!(
+            (
+                last.balances.wallet,
+                last.balances.money_held,
+                last.balances.money_captured
+            ),
+            (70, 0, 30)
+        );
         assert_eq!((last.balances.stock, last.balances.stock_reserved), (4, 1));
         assert!(last.balances.courier_booked);
+    }
+
+    #[test]
+    fn an_approved_order_shows_its_money_captured_not_held() {
+        for query in ["", "mode=choreography", "crash=shipping"] {
+            let run = run_query(query);
+            assert_eq!(run.outcome, Some(SagaOutcome::Completed), "{query}");
+            let balances = |m: &Message| {
+                let json = serde_json::to_value(&m.balances).expect("balances serialise");
+                (
+                    json["wallet"].clone(),
+                    json["money_held"].clone(),
+                    json["money_captured"].clone(),
+                )
+            };
+            let last = run.messages.last().expect("a run has messages");
+            assert_eq!(last.balances.order_status, "APPROVED", "{query}");
+            assert_eq!(
+                balances(last),
+                (70.into(), 0.into(), 30.into()),
+                "{query}: after the capture the money is taken, not held"
+            );
+            // Held from the reserve until the capture's reply, captured from then on.
+            let captured_at = run
+                .messages
+                .iter()
+                .position(|m| m.kind == MessageKind::Reply && m.op.as_deref() == Some("capture"))
+                .expect("the capture is answered");
+            assert_eq!(
+                balances(&run.messages[captured_at - 1]),
+                (70.into(), 30.into(), 0.into()),
+                "{query}: before the capture the money is held"
+            );
+        }
     }
 
     #[test]
@@ -376,7 +417,14 @@ mod tests {
         );
         let last = run.messages.last().expect("a run has messages");
         assert_eq!(last.balances.order_status, "CANCELLED");
-        assert_eq!((last.balances.wallet, last.balances.money_held), (100, 0));
+        assert_eq!(
+            (
+                last.balances.wallet,
+                last.balances.money_held,
+                last.balances.money_captured
+            ),
+            (100, 0, 0)
+        );
         assert_eq!((last.balances.stock, last.balances.stock_reserved), (5, 0));
         // The log beside the diagram is the core's log, in order, without gaps.
         let seqs: Vec<u64> = run
@@ -424,7 +472,11 @@ mod tests {
             "the command goes out again after the restart"
         );
         let last = run.messages.last().expect("a run has messages");
-        assert_eq!((last.balances.wallet, last.balances.money_held), (70, 30));
+        assert_eq!(
+            (last.balances.wallet, last.balances.money_captured),
+            (70, 30),
+            "charged once"
+        );
         assert_eq!(run.outcome, Some(SagaOutcome::Completed));
     }
 }

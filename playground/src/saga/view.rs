@@ -53,8 +53,10 @@ pub struct LogView {
 pub struct Balances {
     /// The customer's available money.
     pub wallet: u32,
-    /// Money the payment service holds for the order.
+    /// Money the payment service holds for the order (reserved, not yet taken).
     pub money_held: u32,
+    /// Money the payment service captured for the order: taken for good after the pivot.
+    pub money_captured: u32,
     /// Units on the shelf.
     pub stock: u32,
     /// Units reserved for the order.
