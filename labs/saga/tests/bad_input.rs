@@ -282,3 +282,54 @@ async fn a_reserve_with_a_new_key_for_an_order_already_held_is_a_409_that_says_s
     assert_eq!(system.payment.holdings()["held"], 2_500, "held once");
     assert_eq!(system.inventory.holdings()["reserved"], 1, "reserved once");
 }
+
+#[tokio::test]
+async fn the_choreographed_routers_answer_every_error_with_a_problem() {
+    use lab_saga::bus::Bus;
+    use lab_saga::choreography::{self, Choreography};
+    let system = System::start(
+        &Place::Memory,
+        Some(&Seed::default()),
+        Options {
+            extra_schema: choreography::SCHEMA.to_owned(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let choreography = Arc::new(
+        Choreography::start(&system, Bus::in_process(), None)
+            .await
+            .unwrap(),
+    );
+    let order = choreography::order_router(Arc::clone(&choreography));
+    let (status, content_type, problem) =
+        call(order.clone(), post("/orders", None, &huge_body())).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "application/problem+json"),
+        "a body over the limit on the choreographed POST /orders: {problem}"
+    );
+    let wrong_method = Request::delete("/orders").body(Body::empty()).unwrap();
+    let (status, content_type, _) = call(order, wrong_method).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "application/problem+json"),
+        "a method the choreographed order service does not take"
+    );
+    let payment =
+        choreography::participant_router(Arc::clone(&system.payment), Arc::clone(&choreography));
+    let wrong_method = Request::post("/state").body(Body::empty()).unwrap();
+    let (status, content_type, _) = call(payment.clone(), wrong_method).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "application/problem+json"),
+        "a method a choreographed participant does not take"
+    );
+    let nowhere = Request::get("/nowhere").body(Body::empty()).unwrap();
+    let (status, content_type, _) = call(payment, nowhere).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::NOT_FOUND, "application/problem+json"),
+        "an unknown route on a choreographed participant"
+    );
+}

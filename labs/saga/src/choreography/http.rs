@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path as AxumPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,10 +14,12 @@ use axum::{Json, Router};
 use super::{Choreography, DeadLetter, RedriveError, dead_letters_of};
 use crate::line::OrderLine;
 use crate::participant::{Domain, Participant};
-use crate::problem::{Problem, SagaProblem};
+use crate::problem::{self, Problem, SagaProblem};
 
 /// `GET /dead-letters` and `POST /dead-letters/{message_id}/redrive` for the services this
-/// process runs, `GET /health`, and problem+json for unknown routes.
+/// process runs, and `GET /health`. The routers below finish with
+/// [`problem::with_problem_fallbacks`], as the orchestrated services do: problem+json for
+/// unknown routes and methods, and for bodies over the limit.
 fn operator_routes(router: Router<Arc<Choreography>>) -> Router<Arc<Choreography>> {
     router
         .route("/health", get(|| async { "ok" }))
@@ -33,7 +36,6 @@ fn operator_routes(router: Router<Arc<Choreography>>) -> Router<Arc<Choreography
             }),
         )
         .route("/dead-letters/{message_id}/redrive", post(redrive_route))
-        .fallback(lab_http::not_found)
 }
 
 async fn redrive_route(
@@ -65,18 +67,22 @@ async fn redrive_route(
 /// The choreographed order service's HTTP face: `POST /orders` (the PENDING row and
 /// `OrderCreated`), `GET /orders/{id}`, and the operator's routes.
 pub fn order_router(choreography: Arc<Choreography>) -> Router {
-    operator_routes(
+    problem::with_problem_fallbacks(operator_routes(
         Router::new()
             .route("/orders", post(create_order))
             .route("/orders/{id}", get(show_order)),
-    )
+    ))
     .with_state(choreography)
 }
 
 async fn create_order(
     State(choreography): State<Arc<Choreography>>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return problem::body_rejected(rejection).into_response(),
+    };
     let line: OrderLine = match serde_json::from_slice(&body) {
         Ok(line) => line,
         Err(error) => {
@@ -118,12 +124,12 @@ pub fn participant_router<D: Domain>(
     participant: Arc<Participant<D>>,
     choreography: Arc<Choreography>,
 ) -> Router {
-    operator_routes(Router::new().route(
+    problem::with_problem_fallbacks(operator_routes(Router::new().route(
         "/state",
         get(move || {
             let participant = Arc::clone(&participant);
             async move { Json(participant.holdings()) }
         }),
-    ))
+    )))
     .with_state(choreography)
 }
