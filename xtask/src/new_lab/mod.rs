@@ -4,8 +4,9 @@
 //! (a one-shot timer, to be replaced by the lab's pattern), its graded module and the learner's
 //! copy with a `todo!()`, one graded test that fails on the untouched exercise, the grading
 //! manifest, a service crate with a router on `lab-http` and a narrated demo, an integration test,
-//! the chapter's fragment (run the lab, exercise, in production) and a solution page listed in
-//! `SUMMARY.md` right under the chapter. ARCHITECTURE.md's "How to add a lab" says what to write
+//! the chapter's fragment (run the lab, exercise, in production), a solution page listed in
+//! `SUMMARY.md` right under the chapter, and the accepted-survivors list of a first mutation run
+//! (`cargo xtask mutants NAME`, which new-lab runs last). ARCHITECTURE.md's "How to add a lab" says what to write
 //! next and in which order.
 //!
 //! [`Machine`]: https://docs.rs/sansio-core
@@ -214,10 +215,28 @@ pub fn run(root: &Path, name: &str, chapter: &Path) -> Result<()> {
     chapter_text.push_str(&format!("\n{{{{#include {}-lab.md}}}}\n", names.kebab));
     std::fs::write(&chapter_file, chapter_text)?;
     step::note(&format!(
-        "wrote labs/{0}/ ({1} files), the chapter's fragment and solution page; next:",
+        "wrote labs/{0}/ ({1} files), the chapter's fragment and solution page",
         names.kebab,
         files.len()
     ));
+    // The accepted-survivors list comes from a real mutation run, even for the placeholder:
+    // `cargo xtask test` trusts the list, so nothing but cargo-mutants may write it.
+    let mutation_run = crate::mutants::run(
+        root,
+        &crate::mutants::MutantsArgs {
+            lab: Some(names.kebab.clone()),
+            check: false,
+            jobs: 1,
+            timeout: None,
+        },
+    );
+    if let Err(error) = &mutation_run {
+        step::note(&format!(
+            "the mutation run did not finish ({error:#}): run `cargo xtask mutants {}` before committing",
+            names.kebab
+        ));
+    }
+    step::note("next:");
     for line in templates::next_steps(&names) {
         eprintln!("    {line}");
     }

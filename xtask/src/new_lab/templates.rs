@@ -83,7 +83,7 @@ pub fn next_steps(names: &Names) -> Vec<String> {
     vec![
         format!("cargo test -p {} -p {}          # the skeleton's tests pass", names.core_crate(), names.lab_crate()),
         format!("cargo xtask grade {k} --reference    # reference 1/1, untouched exercise 0/1"),
-        format!("cargo xtask mutants {k}              # writes labs/{k}/mutants-accepted.toml (cargo xtask test needs it)"),
+        format!("cargo xtask mutants {k}              # again after every change to the graded module"),
         "then follow ARCHITECTURE.md, \"How to add a lab\": core first, then the exercise, services, narration, tests, benches, the chapter".to_owned(),
     ]
 }
