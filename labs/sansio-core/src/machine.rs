@@ -26,8 +26,7 @@ pub trait Machine {
     /// Why an input was refused. A refused input changes nothing but the machine's clock.
     type Error;
 
-    /// Applies one input at `now`, queueing any outputs it causes. `now` earlier than a time
-    /// the machine was already given counts as that time.
+    /// Applies one input at `now`, queueing any outputs it causes.
     fn handle_input(&mut self, now: Millis, input: Self::Input) -> Result<(), Self::Error>;
 
     /// Lets time pass up to `now`: applies every deadline at or before `now`, queueing what
