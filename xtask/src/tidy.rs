@@ -5,6 +5,8 @@
 //!   only on core crates, so both build for `wasm32-unknown-unknown` without tokio;
 //! - no crate depends on a lab's demo crate (`labs/<pattern>/`, crate `lab-<pattern>`): what
 //!   another crate needs from a lab lives in a library crate of its own (`breaker-tower`);
+//! - every core crate under `labs/` implements `sansio_core::Machine` (the vocabulary's own
+//!   crate, `sansio-core`, excepted), so every lab has the same shape;
 //! - the `wasm-bindgen` crate is pinned with `=` to the CLI version xtask installs;
 //! - the book includes code only by named anchors (never line numbers), and the anchors exist;
 //! - the answer of an exercise is only on its solution page: no other page includes code from a
@@ -30,6 +32,7 @@ pub fn run(root: &Path) -> Result<()> {
     problems.extend(doc_comments(root));
     problems.extend(pure_cores(root)?);
     problems.extend(lab_demos_are_not_libraries(root)?);
+    problems.extend(cores_without_a_machine(&core_sources(root)?));
     problems.extend(wasm_bindgen_pin(root)?);
     problems.extend(book_includes(root)?);
     problems.extend(answers_stay_on_solution_pages(root)?);
@@ -206,6 +209,64 @@ fn dependencies_on_lab_demos(meta: &Value) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The crate that defines `Machine`: the one core that does not implement it.
+const VOCABULARY_CRATE: &str = "sansio-core";
+
+/// Every `*-core` crate under `labs/` but the vocabulary's own: its folder (relative to the
+/// root) → the text of its `src/` files.
+fn core_sources(root: &Path) -> Result<BTreeMap<String, String>> {
+    let mut cores = BTreeMap::new();
+    for entry in WalkDir::new(root.join("labs"))
+        .into_iter()
+        .filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            !(name.starts_with('.') || name == "target" || name == "node_modules")
+        })
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && e.file_name() == "Cargo.toml")
+    {
+        let text = std::fs::read_to_string(entry.path())
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        let manifest: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {}", entry.path().display()))?;
+        let name = manifest
+            .get("package")
+            .and_then(|package| package.get("name"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        if !name.ends_with("-core") || name == VOCABULARY_CRATE {
+            continue;
+        }
+        let dir = entry.path().parent().unwrap_or(root);
+        let mut sources = String::new();
+        for file in rust_files(&dir.join("src")) {
+            sources.push_str(&std::fs::read_to_string(&file).unwrap_or_default());
+            sources.push('\n');
+        }
+        cores.insert(relative(root, dir), sources);
+    }
+    Ok(cores)
+}
+
+/// The cores (folder → sources) that implement no `Machine`: a line of code (not a comment)
+/// that starts with `impl` and names `Machine for`.
+fn cores_without_a_machine(cores: &BTreeMap<String, String>) -> Vec<String> {
+    cores
+        .iter()
+        .filter(|(_, sources)| {
+            !sources.lines().map(str::trim_start).any(|line| {
+                !line.starts_with("//") && line.starts_with("impl") && line.contains("Machine for ")
+            })
+        })
+        .map(|(dir, _)| {
+            format!(
+                "{dir} has no `impl … Machine for` in its src/: every core implements \
+                 sansio_core::Machine, the vocabulary all cores share"
+            )
+        })
+        .collect()
 }
 
 fn wasm_bindgen_pin(root: &Path) -> Result<Vec<String>> {
@@ -737,6 +798,32 @@ mod tests {
             answers_outside_solution_pages(&pages, &graded()),
             Vec::<String>::new(),
             "a one-line fragment, the file's unit tests and prose outside code blocks are no paste"
+        );
+    }
+
+    #[test]
+    fn a_core_without_a_machine_impl_is_refused() {
+        let cores = BTreeMap::from([
+            (
+                "labs/breaker/core".to_owned(),
+                "//! The breaker.\nimpl Machine for CircuitBreaker {\n".to_owned(),
+            ),
+            (
+                "labs/gateway/core".to_owned(),
+                "//! The gateway.\nimpl sansio_core::Machine for RateLimiter {\n".to_owned(),
+            ),
+            (
+                "labs/tracing/core".to_owned(),
+                "//! A core that only says it would:\n// impl Machine for Span\n\
+                 /// impl Machine for Span\nfn handle_input() {}\n"
+                    .to_owned(),
+            ),
+        ]);
+        let problems = cores_without_a_machine(&cores);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("labs/tracing/core has no `impl … Machine for`"),
+            "the problem names the crate; comments do not count: {problems:?}"
         );
     }
 

@@ -484,21 +484,16 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Forget full buckets once a second: memory for clients that went quiet comes back.
+    // Forget full buckets when they are due: memory for clients that went quiet comes back.
     let limited = gateway.limiter.is_some() || gateway.address_limiter.is_some();
     let purger = limited.then(|| {
         let gateway = Arc::clone(&gateway);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                for limiter in [&gateway.limiter, &gateway.address_limiter]
-                    .into_iter()
-                    .flatten()
-                {
-                    limiter.purge();
-                }
-            }
+            let gateway = &*gateway;
+            tokio::join!(
+                forget_when_due(gateway.limiter.as_ref()),
+                forget_when_due(gateway.address_limiter.as_ref())
+            );
         })
     });
     let dispatch = Dispatch {
@@ -558,6 +553,14 @@ pub async fn serve(
     Ok(())
 }
 // ANCHOR_END: serve
+
+/// Runs a limiter's sweeper, if the limiter is configured; else waits for nothing, forever.
+async fn forget_when_due(limiter: Option<&SharedLimiter>) {
+    match limiter {
+        Some(limiter) => limiter.forget_when_due().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// The service for one client connection.
 ///

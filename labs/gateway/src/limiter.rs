@@ -4,17 +4,34 @@
 //! tasks at once. One lock around one limiter would serialize every request, so the
 //! clients are spread over shards by a hash of their key, each with its own lock and its
 //! share of the memory bound. Time comes from tokio's clock, so a paused-clock test moves it.
+//!
+//! Memory comes back through [`SharedLimiter::forget_when_due`], which sleeps until the
+//! earliest shard's `poll_timeout` (the next bucket full again) instead of sweeping on a
+//! tick: an idle gateway does not wake at all, and a request that fills a bucket sooner than
+//! the sweeper planned wakes it to plan again.
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
 use gateway_core::{Decision, LimitError, Millis, RateLimitConfig, RateLimiter};
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use crate::config::RateLimitSection;
 
 const SHARDS: usize = 16;
+
+/// The sweeper's pace at most: one sweep a second, however many buckets fall due, since a
+/// sweep reads every client. Forgetting late changes no decision; it only holds memory longer.
+const MIN_SWEEP_INTERVAL: Millis = Millis::from_secs(1);
+
+/// What [`SharedLimiter::sleeps_until`] holds while no bucket can wake the sweeper sooner.
+const NEVER_SOONER: u64 = 0;
+/// What it holds while the sweeper waits for nothing, or is looking: any bucket wakes it.
+const ANY_BUCKET: u64 = u64::MAX;
 
 /// A thread-safe, sharded GCRA limiter.
 #[derive(Debug)]
@@ -23,6 +40,14 @@ pub struct SharedLimiter {
     hasher: RandomState,
     epoch: tokio::time::Instant,
     burst: u32,
+    /// How many sweeps [`forget_when_due`](Self::forget_when_due) has made.
+    sweeps: AtomicU64,
+    /// When the sweeper will next sweep, in milliseconds on this limiter's clock
+    /// ([`ANY_BUCKET`], [`NEVER_SOONER`]): a request whose bucket is full before it wakes
+    /// the sweeper through `wake`.
+    sleeps_until: AtomicU64,
+    /// Wakes the sweeper to plan again.
+    wake: Notify,
 }
 
 impl SharedLimiter {
@@ -45,6 +70,9 @@ impl SharedLimiter {
             hasher: RandomState::new(),
             epoch: tokio::time::Instant::now(),
             burst: section.burst,
+            sweeps: AtomicU64::new(0),
+            sleeps_until: AtomicU64::new(ANY_BUCKET),
+            wake: Notify::new(),
         })
     }
 
@@ -55,7 +83,10 @@ impl SharedLimiter {
     /// Decides one request from `client`.
     pub fn check(&self, client: &str) -> Decision {
         let shard = self.hasher.hash_one(client) as usize % SHARDS;
-        self.shards[shard].lock().check(client, self.now())
+        let now = self.now();
+        let decision = self.shards[shard].lock().check(client, now);
+        self.wake_if_due_sooner(now, &decision);
+        decision
     }
 
     /// Decides one request from a client address (see [`AddressKey`]). The shard comes from
@@ -64,16 +95,78 @@ impl SharedLimiter {
     pub fn check_address(&self, ip: IpAddr) -> Decision {
         let key = AddressKey::of(ip);
         let shard = (key.bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % SHARDS;
-        self.shards[shard].lock().check(key.as_str(), self.now())
+        let now = self.now();
+        let decision = self.shards[shard].lock().check(key.as_str(), now);
+        self.wake_if_due_sooner(now, &decision);
+        decision
     }
 
-    /// Forgets clients whose buckets are full (the gateway calls this once a second).
+    /// Wakes the sweeper when an allowed request's bucket is full again before the sweeper
+    /// means to wake (a refused request stores nothing). The shard's lock is released by
+    /// now, so a sweeper that looked at the shard before this request has stored its plan
+    /// (or [`ANY_BUCKET`], while still looking) where this reads it.
+    fn wake_if_due_sooner(&self, now: Millis, decision: &Decision) {
+        if let Decision::Allowed { reset_after, .. } = decision
+            && (now + *reset_after).0 < self.sleeps_until.load(Ordering::Relaxed)
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Forgets clients whose buckets are full, now; returns how many.
     pub fn purge(&self) -> usize {
         let now = self.now();
         self.shards
             .iter()
             .map(|shard| shard.lock().handle_timeout(now))
             .sum()
+    }
+
+    // ANCHOR: forget_when_due
+    /// Forgets the clients whose buckets are full, for as long as it runs (the gateway
+    /// spawns it next to the server and aborts it on shutdown). It sleeps until the earliest
+    /// shard's `poll_timeout`, at most one sweep a second ([`MIN_SWEEP_INTERVAL`]), and with
+    /// nobody remembered until a request comes.
+    pub async fn forget_when_due(&self) {
+        let mut not_before = Millis::ZERO;
+        loop {
+            // Looking: a bucket filled from here on wakes the sweeper to look again.
+            self.sleeps_until.store(ANY_BUCKET, Ordering::SeqCst);
+            let due = self
+                .shards
+                .iter()
+                .filter_map(|shard| shard.lock().poll_timeout())
+                .min();
+            let wake_at = due.map(|due| due.max(not_before));
+            let plan = match wake_at {
+                None => ANY_BUCKET,
+                Some(at) if at > not_before => at.0,
+                Some(_) => NEVER_SOONER,
+            };
+            self.sleeps_until.store(plan, Ordering::SeqCst);
+            let deadline =
+                wake_at.and_then(|at| self.epoch.checked_add(Duration::from_millis(at.0)));
+            let sleep = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => {
+                    self.purge();
+                    self.sweeps.fetch_add(1, Ordering::Relaxed);
+                    not_before = self.now() + MIN_SWEEP_INTERVAL;
+                }
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+    // ANCHOR_END: forget_when_due
+
+    /// How many sweeps [`forget_when_due`](Self::forget_when_due) has made.
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps.load(Ordering::Relaxed)
     }
 
     /// How many clients are remembered across all shards.
@@ -163,6 +256,101 @@ pub fn address_group(ip: IpAddr) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::sync::Arc;
+
+    /// 10 per second (T = 100 ms): each request fills a client's bucket for 100 ms more.
+    fn limiter_with_its_sweeper(burst: u32) -> (Arc<SharedLimiter>, tokio::task::JoinHandle<()>) {
+        let limiter = Arc::new(
+            SharedLimiter::new(&RateLimitSection {
+                requests: 10,
+                per_ms: 1000,
+                burst,
+                max_clients: 1000,
+            })
+            .unwrap(),
+        );
+        let sweeper = tokio::spawn({
+            let limiter = Arc::clone(&limiter);
+            async move { limiter.forget_when_due().await }
+        });
+        (limiter, sweeper)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_limiter_does_not_wake_its_sweeper() {
+        let (limiter, sweeper) = limiter_with_its_sweeper(1);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            limiter.sweeps(),
+            0,
+            "sweeps in a minute without a client: nothing was ever due"
+        );
+        sweeper.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_is_forgotten_when_it_is_full_even_after_a_long_idle() {
+        let (limiter, sweeper) = limiter_with_its_sweeper(1);
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        let swept = limiter.sweeps();
+        assert!(limiter.check("alice").is_allowed());
+        assert_eq!(limiter.remembered(), 1);
+        tokio::time::sleep(Duration::from_millis(99)).await;
+        assert_eq!(
+            limiter.remembered(),
+            1,
+            "alice is remembered for the 100 ms her bucket takes to fill"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(
+            (limiter.remembered(), limiter.sweeps() - swept),
+            (0, 1),
+            "(clients remembered, sweeps since alice came) 101 ms after her request: \
+             the sleeping sweeper woke for her, once, when her bucket was full at 100 ms"
+        );
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(limiter.sweeps() - swept, 1, "and it sleeps again");
+        sweeper.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_full_sooner_than_the_sweeper_planned_wakes_it_to_plan_again() {
+        let (limiter, sweeper) = limiter_with_its_sweeper(3);
+        for _ in 0..3 {
+            assert!(limiter.check("alice").is_allowed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The sweeper sleeps until 300 ms, alice's full bucket; bob's is full at 150 ms.
+        assert!(limiter.check("bob").is_allowed());
+        tokio::time::sleep(Duration::from_millis(101)).await;
+        assert_eq!(
+            (limiter.remembered(), limiter.sweeps()),
+            (1, 1),
+            "(clients remembered, sweeps) at 151 ms: bob was forgotten at 150 ms, alice not yet"
+        );
+        sweeper.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_limiter_sweeps_at_most_once_a_second() {
+        let (limiter, sweeper) = limiter_with_its_sweeper(1);
+        for client in 0..100 {
+            assert!(limiter.check(&format!("client-{client}")).is_allowed());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            limiter.sweeps() <= 10,
+            "sweeps in 10 s with a bucket due every 100 ms: {} (at most one a second)",
+            limiter.sweeps()
+        );
+        tokio::time::sleep(Duration::from_millis(1_001)).await;
+        assert_eq!(
+            limiter.remembered(),
+            0,
+            "a second after the last request every client is forgotten"
+        );
+        sweeper.abort();
+    }
 
     #[test]
     fn an_ipv6_client_is_keyed_by_its_64() {

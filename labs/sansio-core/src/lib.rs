@@ -1,135 +1,32 @@
-//! The time vocabulary every lab core shares: time is passed in, never read.
+//! The vocabulary every lab core shares: time passed in, and one shape of state machine.
 //!
 //! A sans-IO core (the circuit breaker, the saga, the gateway's rate limiter) never asks a
 //! clock what time it is: the driver passes `now` in, as a [`Millis`]. One type serves for
 //! both an instant ("1500 ms after the driver's epoch") and a span ("wait 1500 ms"). The labs
 //! map a tokio `Instant` onto it, the playground a simulated clock, and the tests simply count.
 //!
+//! Every core has the same shape, the [`Machine`] trait: inputs go in through
+//! [`handle_input`](Machine::handle_input) and [`handle_timeout`](Machine::handle_timeout),
+//! effects come out of [`poll_output`](Machine::poll_output), and
+//! [`poll_timeout`](Machine::poll_timeout) says when the machine next needs the clock. A
+//! reader learns it once; a driver written for one core reads like the driver of another; and
+//! [`script::run`] drives any of them over a script of inputs and clock jumps, returning the
+//! timeline a test compares.
+//!
 //! Keeping time out of the cores is what makes them deterministic, testable without sleeping
 //! (a test "waits" an hour in a microsecond and gets the same answer every run), and buildable
-//! for `wasm32-unknown-unknown`, where `std::time::Instant::now()` panics. Every core
-//! re-exports this one type under its own name (`breaker_core::Millis`, `saga_core::Millis`,
-//! `gateway_core::Millis`), so a reader learns it once.
+//! for `wasm32-unknown-unknown`, where `std::time::Instant::now()` panics. This crate needs no
+//! `std` (only `alloc`, for the script driver's timeline), and no async runtime. Every core
+//! re-exports [`Millis`] and [`Machine`] under its own name (`breaker_core::Millis`,
+//! `saga_core::Machine`, ...), so a reader meets them where the core is.
 
-use core::fmt;
-use core::ops::{Add, Sub};
-use serde::{Deserialize, Serialize};
+#![no_std]
 
-/// Milliseconds on the driver's clock (an instant) or a number of them (a span).
-///
-/// Arithmetic saturates instead of overflowing or wrapping: a state machine must never panic
-/// because a driver passed a strange time.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct Millis(pub u64);
+extern crate alloc;
 
-impl Millis {
-    /// Zero: the start of the driver's clock, or an empty span.
-    pub const ZERO: Millis = Millis(0);
+mod machine;
+mod millis;
+pub mod script;
 
-    /// A span of whole seconds.
-    pub const fn from_secs(secs: u64) -> Millis {
-        Millis(secs.saturating_mul(1000))
-    }
-
-    /// The whole seconds in this instant or span (rounded down).
-    pub const fn as_secs(self) -> u64 {
-        self.0 / 1000
-    }
-
-    /// Whole seconds, rounded up: what a `Retry-After` header should say, so a client that
-    /// waits exactly that long is never early.
-    pub const fn as_secs_ceil(self) -> u64 {
-        self.0.div_ceil(1000)
-    }
-
-    /// `self + rhs`, stopping at `u64::MAX` instead of overflowing.
-    pub const fn saturating_add(self, rhs: Millis) -> Millis {
-        Millis(self.0.saturating_add(rhs.0))
-    }
-
-    /// `self - rhs`, stopping at zero instead of underflowing.
-    pub const fn saturating_sub(self, rhs: Millis) -> Millis {
-        Millis(self.0.saturating_sub(rhs.0))
-    }
-}
-
-impl Add for Millis {
-    type Output = Millis;
-    fn add(self, rhs: Millis) -> Millis {
-        self.saturating_add(rhs)
-    }
-}
-
-impl Sub for Millis {
-    type Output = Millis;
-    fn sub(self, rhs: Millis) -> Millis {
-        self.saturating_sub(rhs)
-    }
-}
-
-impl fmt::Display for Millis {
-    /// `850ms`, `1.5s`, `60s`: short enough for a narrated timeline.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 < 1000 {
-            write!(f, "{}ms", self.0)
-        } else if self.0.is_multiple_of(1000) {
-            write!(f, "{}s", self.0 / 1000)
-        } else {
-            // Drop trailing zeros of the fraction: 1.5s, 1.25s, 1.125s.
-            let (secs, frac) = (self.0 / 1000, self.0 % 1000);
-            if frac.is_multiple_of(100) {
-                write!(f, "{secs}.{}s", frac / 100)
-            } else if frac.is_multiple_of(10) {
-                write!(f, "{secs}.{:02}s", frac / 10)
-            } else {
-                write!(f, "{secs}.{frac:03}s")
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn arithmetic_saturates() {
-        assert_eq!(Millis(5) - Millis(7), Millis::ZERO);
-        assert_eq!(Millis(u64::MAX) + Millis(1), Millis(u64::MAX));
-        assert_eq!(Millis::from_secs(3), Millis(3000));
-        assert_eq!(
-            Millis(u64::MAX).saturating_sub(Millis(1)),
-            Millis(u64::MAX - 1)
-        );
-    }
-
-    #[test]
-    fn seconds_round_down_or_up() {
-        assert_eq!(Millis(2999).as_secs(), 2);
-        assert_eq!(Millis(1).as_secs_ceil(), 1);
-        assert_eq!(Millis(1000).as_secs_ceil(), 1);
-        assert_eq!(Millis(1001).as_secs_ceil(), 2);
-        assert_eq!(Millis::ZERO.as_secs_ceil(), 0);
-    }
-
-    #[test]
-    fn displays_compactly() {
-        assert_eq!(Millis(850).to_string(), "850ms");
-        assert_eq!(Millis(60_000).to_string(), "60s");
-        assert_eq!(Millis(1500).to_string(), "1.5s");
-        assert_eq!(Millis(1250).to_string(), "1.25s");
-        assert_eq!(Millis(1001).to_string(), "1.001s");
-    }
-
-    #[test]
-    fn serializes_as_a_bare_number() {
-        // `transparent`: configs and logs written before the types were shared still read back.
-        assert_eq!(serde_json::to_string(&Millis(1500)).unwrap(), "1500");
-        assert_eq!(serde_json::from_str::<Millis>("250").unwrap(), Millis(250));
-    }
-}
+pub use machine::Machine;
+pub use millis::Millis;

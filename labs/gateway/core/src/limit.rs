@@ -83,3 +83,32 @@ impl Decision {
         matches!(self, Decision::Allowed { .. })
     }
 }
+
+// ANCHOR: limiter_machine_words
+/// What a driver feeds the limiter when it drives it as a [`Machine`](crate::Machine).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimiterInput {
+    /// A request from `client`: decide it, as [`RateLimiter::check`](crate::RateLimiter::check) does.
+    Check {
+        /// The client's key (an address, a token's subject).
+        client: String,
+    },
+}
+
+/// What the limiter says when it is driven as a [`Machine`](crate::Machine).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimiterOutput {
+    /// The answer to [`LimiterInput::Check`].
+    Decided {
+        /// The client the request came from.
+        client: String,
+        /// Allowed or limited.
+        decision: Decision,
+    },
+    /// A timeout forgot this many clients whose buckets were full again.
+    Forgotten {
+        /// How many were forgotten (never zero: a timeout that forgets nobody says nothing).
+        clients: usize,
+    },
+}
+// ANCHOR_END: limiter_machine_words

@@ -12,12 +12,16 @@
 //!
 //! Because a client whose TAT has passed is indistinguishable from a client never seen,
 //! forgetting it changes nothing: that is what makes eviction safe, and memory bounded
-//! under a flood of distinct clients.
+//! under a flood of distinct clients. [`RateLimiter::poll_timeout`] says when the next
+//! client can be forgotten, so a driver sleeps until then instead of sweeping on a tick.
+//!
+//! Driven as a [`Machine`], a check is an input, its decision an output, and a timeout that
+//! forgets clients says how many.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
-use crate::Millis;
-use crate::limit::{Decision, LimitError, RateLimitConfig};
+use crate::limit::{Decision, LimitError, LimiterInput, LimiterOutput, RateLimitConfig};
+use crate::{Machine, Millis};
 
 // ANCHOR: limiter
 /// Per-client GCRA state: client key → TAT, in microseconds on the driver's clock.
@@ -32,6 +36,8 @@ pub struct RateLimiter {
     /// `burst × T`: how far ahead of now a client's TAT may run.
     capacity_us: u64,
     tats: HashMap<String, u64>,
+    /// What the limiter said when driven as a [`Machine`], oldest first.
+    outputs: VecDeque<LimiterOutput>,
 }
 
 impl RateLimiter {
@@ -58,6 +64,7 @@ impl RateLimiter {
             capacity_us: emission_interval_us.saturating_mul(u64::from(config.burst)),
             emission_interval_us,
             tats: HashMap::new(),
+            outputs: VecDeque::new(),
             config,
         })
     }
@@ -98,13 +105,22 @@ impl RateLimiter {
 
     /// Forgets every client whose bucket is full again; returns how many.
     ///
-    /// Call it now and then (the gateway does, once a second): it changes no decision,
-    /// only frees memory.
+    /// Call it when [`poll_timeout`](Self::poll_timeout) says (the gateway does): it
+    /// changes no decision, only frees memory. (Driven as a [`Machine`], the count comes
+    /// out as [`LimiterOutput::Forgotten`] instead.)
     pub fn handle_timeout(&mut self, now: Millis) -> usize {
         let now_us = now.0.saturating_mul(1000);
         let before = self.tats.len();
         self.tats.retain(|_, tat| *tat > now_us);
         before - self.tats.len()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) would next forget a client: the
+    /// earliest TAT, rounded up to the millisecond (a TAT of 333 333 µs is a full bucket at
+    /// 334 ms, not yet at 333); `None` when nobody is remembered. It reads every client, so
+    /// ask it after a sweep, not on every request.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.tats.values().min().map(|&tat| ceil_millis(tat))
     }
 
     /// How many clients are remembered.
@@ -137,6 +153,39 @@ impl RateLimiter {
     }
 }
 // ANCHOR_END: limiter
+
+// ANCHOR: limiter_machine
+/// The limiter in the vocabulary every core shares: each call goes to the method above of the
+/// same name (a check to [`RateLimiter::check`]), and what it answers is queued.
+impl Machine for RateLimiter {
+    type Input = LimiterInput;
+    type Output = LimiterOutput;
+    type Error = core::convert::Infallible;
+
+    fn handle_input(&mut self, now: Millis, input: LimiterInput) -> Result<(), Self::Error> {
+        let LimiterInput::Check { client } = input;
+        let decision = self.check(&client, now);
+        self.outputs
+            .push_back(LimiterOutput::Decided { client, decision });
+        Ok(())
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        let clients = RateLimiter::handle_timeout(self, now);
+        if clients > 0 {
+            self.outputs.push_back(LimiterOutput::Forgotten { clients });
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<LimiterOutput> {
+        self.outputs.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Millis> {
+        RateLimiter::poll_timeout(self)
+    }
+}
+// ANCHOR_END: limiter_machine
 
 fn ceil_millis(us: u64) -> Millis {
     Millis(us.div_ceil(1000))

@@ -10,13 +10,14 @@
 #![allow(clippy::unwrap_used)]
 
 use gateway_core::{
-    Decision, LimitError, MAX_PATH_LEN, Millis, PathError, RateLimitConfig, RateLimiter, Route,
-    RouteError, RouteTable, normalize_path,
+    Decision, LimitError, LimiterInput, LimiterOutput, MAX_PATH_LEN, Machine, Millis, PathError,
+    RateLimitConfig, RateLimiter, Route, RouteError, RouteTable, normalize_path,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config as ProptestConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
 };
+use sansio_core::script::{Step, run};
 
 // ANCHOR: guide_table
 /// The guide's gateway: four services behind `/api/...`.
@@ -1110,3 +1111,73 @@ fn making_room_first_forgets_the_buckets_full_by_now() {
         );
     }
 }
+
+// ANCHOR: poll_timeout_test
+#[test]
+fn the_limiter_asks_for_the_clock_when_the_next_bucket_is_full() {
+    // 3 per second (T = 333.33 ms), a burst of 1: each request fills the bucket for one T.
+    let config = RateLimitConfig {
+        requests: 3,
+        per: Millis::from_secs(1),
+        burst: 1,
+        max_clients: 100,
+    };
+    let mut limiter = RateLimiter::new(config.clone())
+        .expect("3 per second, burst 1, 100 clients is a valid configuration");
+    assert_eq!(
+        limiter.poll_timeout(),
+        None,
+        "a limiter that remembers nobody waits for nothing"
+    );
+    assert_allowed(&mut limiter, "alice", 0, "a new client");
+    assert_allowed(&mut limiter, "bob", 100, "a new client");
+    assert_eq!(
+        limiter.poll_timeout(),
+        Some(Millis(334)),
+        "the earliest full bucket is alice's, at 333.33 ms, rounded up: at 333 ms it is not full yet"
+    );
+    // Early is harmless: nobody is forgotten, and the limiter says nothing.
+    Machine::handle_timeout(&mut limiter, Millis(333));
+    assert_eq!(
+        (limiter.len(), limiter.poll_output()),
+        (2, None),
+        "(clients remembered, output) after a timeout at 333 ms, before any bucket is full"
+    );
+
+    // The same, driven as a Machine over a script: the driver wakes it exactly when asked.
+    let mut limiter = RateLimiter::new(config).expect("the same configuration");
+    let check = |client: &str| LimiterInput::Check {
+        client: client.to_owned(),
+    };
+    let timeline = run(
+        &mut limiter,
+        [
+            Step::Input(Millis(0), check("alice")),
+            Step::Input(Millis(100), check("bob")),
+            Step::AdvanceTo(Millis(10_000)),
+        ],
+    );
+    let full_for = |client: &str| LimiterOutput::Decided {
+        client: client.to_owned(),
+        decision: Decision::Allowed {
+            remaining: 0,
+            reset_after: Millis(334),
+        },
+    };
+    assert_eq!(
+        timeline.outputs,
+        [
+            (Millis(0), full_for("alice")),
+            (Millis(100), full_for("bob")),
+            (Millis(334), LimiterOutput::Forgotten { clients: 1 }),
+            (Millis(434), LimiterOutput::Forgotten { clients: 1 }),
+        ],
+        "(time, output): each client is forgotten when poll_timeout names its full bucket"
+    );
+    assert_eq!(
+        (limiter.len(), limiter.poll_timeout()),
+        (0, None),
+        "(clients remembered, poll_timeout) once every bucket is full"
+    );
+}
+// ANCHOR_END: poll_timeout_test
