@@ -219,6 +219,12 @@ pub fn run(root: &Path, name: &str, chapter: &Path) -> Result<()> {
         names.kebab,
         files.len()
     ));
+    // The templates are written for reading; rustfmt decides the layout, before the graded
+    // module's hash is taken below.
+    let mut fmt = std::process::Command::new(crate::tools::cargo());
+    fmt.args(["fmt", "-p", &names.core_crate(), "-p", &names.lab_crate()])
+        .current_dir(root);
+    step::run_checked(&mut fmt, "cargo fmt of the new lab")?;
     // The accepted-survivors list comes from a real mutation run, even for the placeholder:
     // `cargo xtask test` trusts the list, so nothing but cargo-mutants may write it.
     let mutation_run = crate::mutants::run(

@@ -462,7 +462,7 @@ async fn serve(port: u16) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {address} ({error}); choose another with --port"))?;
-    println!("{} on http://{}", "{kebab}", listener.local_addr()?);
+    println!("{kebab} on http://{}", listener.local_addr()?);
     axum::serve(listener, {lab_snake}::router()).await?;
     Ok(())
 }
