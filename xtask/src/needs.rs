@@ -10,8 +10,8 @@
 //! ```
 //!
 //! `cargo xtask test` starts one throwaway `nats-server -js` for every lab that asks, points
-//! `NATS_URL` at it and runs those targets again. They run with `--workspace`, so cargo resolves
-//! features as it did for the workspace's own test run and rebuilds nothing but the test binaries.
+//! `NATS_URL` at it and runs those targets again, with `--workspace` like the workspace's own test
+//! run (a `-p` build resolves features per package and rebuilds the dependencies).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
