@@ -9,7 +9,7 @@
 //! - [`process`]: a child process killed and reaped when the test ends, its output shown
 //!   when the test fails.
 //! - [`wait`]: wait for a condition with a bounded number of tries instead of sleeping and
-//!   checking.
+//!   checking (`wait_until_async` with the `tokio` feature).
 
 pub mod ansi;
 pub mod process;
@@ -20,3 +20,5 @@ pub use ansi::strip_ansi;
 pub use process::ChildGuard;
 pub use seeded::check_property;
 pub use wait::wait_until;
+#[cfg(feature = "tokio")]
+pub use wait::wait_until_async;

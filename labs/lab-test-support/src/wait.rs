@@ -19,9 +19,41 @@ pub fn wait_until<T>(what: &str, tries: u32, mut condition: impl FnMut() -> Opti
     panic!("gave up waiting for {what} after {tries} tries");
 }
 
+/// [`wait_until`] for async tests on tokio: checks `condition` up to `tries` times, sleeping
+/// [`PAUSE`] on tokio's clock between tries, and returns the first `Some` it gives; panics
+/// naming `what` was awaited when every try gave `None`.
+#[cfg(feature = "tokio")]
+pub async fn wait_until_async<T, F>(what: &str, tries: u32, mut condition: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    for attempt in 0..tries {
+        if let Some(found) = condition().await {
+            return found;
+        }
+        if attempt + 1 < tries {
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+    panic!("gave up waiting for {what} after {tries} tries");
+}
+
 #[cfg(test)]
 mod tests {
     use super::wait_until;
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test(start_paused = true)]
+    async fn the_async_wait_returns_once_the_condition_holds() {
+        let calls = std::cell::Cell::new(0);
+        let found = super::wait_until_async("the second call", 5, || {
+            calls.set(calls.get() + 1);
+            let now = calls.get();
+            async move { (now == 2).then_some(now) }
+        })
+        .await;
+        assert_eq!(found, 2);
+    }
 
     #[test]
     fn returns_what_the_condition_finds_once_it_holds() {

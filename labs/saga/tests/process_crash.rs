@@ -25,6 +25,7 @@ use lab_saga::order::OrderView;
 use lab_saga::participant::Participant;
 use lab_saga::system::{CUSTOMER, Options, Place, SKU, System, fresh_dir, order_line};
 use lab_saga::{db::Storage, inventory, payment, shipping};
+use lab_test_support::wait_until_async;
 use rusqlite::OptionalExtension;
 use saga_core::{Event, OrderStatus};
 
@@ -32,6 +33,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
 
 /// How long a service may take to start listening (the machine may be busy).
 const STARTUP: Duration = Duration::from_secs(10);
+/// How many pauses of [`lab_test_support::wait::PAUSE`] (20 ms) the sagas get to reach the
+/// frozen shipping step before the crash: 30 s.
+const READY_TRIES: u32 = 1_500;
 /// How long every saga may take to end after the last restart.
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -358,26 +362,32 @@ async fn sigkill_of_the_order_process_mid_saga_loses_no_order_and_does_nothing_t
             line.order_id
         );
     }
-    // Wait (up to a few seconds, well inside the tries) until the small orders have asked
-    // shipping and the two refused ones are over; crash anyway if it takes longer.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        let ready = fetch_views(&client, &order, &lines)
-            .await
-            .is_some_and(|views| {
-                lines.iter().zip(&views).all(|(line, view)| {
-                    if is_small(line) {
-                        has_started(view, SHIPPING_STEP)
-                    } else {
-                        view.status != OrderStatus::Pending
-                    }
-                })
-            });
-        if ready {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Wait until the small orders have asked shipping and the two refused ones are over:
+    // the crash comes when every small saga is in flight, however slow the machine is, not
+    // after a fixed time. Shipping is frozen, so a small saga stays at that step through its
+    // tries (2 s each) and the crash finds it there.
+    wait_until_async(
+        "every small saga at shipping and the refused ones over",
+        READY_TRIES,
+        || {
+            let (client, order, lines) = (&client, &order, &lines);
+            async move {
+                let views = fetch_views(client, order, lines).await?;
+                lines
+                    .iter()
+                    .zip(&views)
+                    .all(|(line, view)| {
+                        if is_small(line) {
+                            has_started(view, SHIPPING_STEP)
+                        } else {
+                            view.status != OrderStatus::Pending
+                        }
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
 
     // The crash: SIGKILL, no chance to clean up.
     let status = processes.kill("order");
