@@ -17,7 +17,7 @@ pub mod seeded;
 pub mod wait;
 
 pub use ansi::strip_ansi;
-pub use process::ChildGuard;
+pub use process::{ChildGuard, LoggedChild};
 pub use seeded::check_property;
 pub use wait::wait_until;
 #[cfg(feature = "tokio")]
