@@ -5,10 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,83 +14,32 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use lab_gateway::config::DEMO_SECRET;
 use lab_gateway::tokens::{TokenClaims, sign_hs256};
+use lab_test_support::{ChildGuard, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lab-gateway");
 
-/// A child process whose stdout lines are collected, killed when dropped.
-struct Running {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+/// How many pauses of [`lab_test_support::wait::PAUSE`] (20 ms) a process gets to print a line
+/// or to stop: 20 s.
+const TRIES: u32 = 1_000;
+
+/// The binary started with `args`, colour off, its stdout collected; killed when dropped.
+fn start(args: &[&str]) -> ChildGuard {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::null());
+    ChildGuard::spawn(command)
 }
 
-impl Running {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().unwrap();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(strip_ansi(&line));
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// Waits (up to 20 s) for a stdout line satisfying `found`, and returns it.
-    fn wait_for_line(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| found(l)) {
-                return line.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} on stdout; it printed: {:?}",
-                self.lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The `http://host:port` the process says it listens on.
-    fn url(&self) -> String {
-        let line = self.wait_for_line("listening line", |l| l.contains("listening on http://"));
-        let (_, url) = line.split_once("listening on ").unwrap();
-        url.trim().to_owned()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // Skip `ESC [ ... letter`.
-            for next in chars.by_ref() {
-                if next.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// The `http://host:port` the process says it listens on.
+fn url(process: &ChildGuard) -> String {
+    let line = process.wait_for_line("listening line", TRIES, |l| {
+        l.contains("listening on http://")
+    });
+    let (_, url) = line.split_once("listening on ").unwrap();
+    url.trim().to_owned()
 }
 
 async fn get(url: &str, token: Option<&str>) -> (u16, String) {
@@ -160,10 +106,10 @@ fn a_gateway_that_cannot_bind_names_the_address_and_how_to_change_it() {
 
 #[tokio::test]
 async fn each_role_runs_as_its_own_process_behind_the_gateway() {
-    let user = Running::start(&["--role", "user", "--port", "0"]);
-    let order = Running::start(&["--role", "order", "--port", "0"]);
-    let product = Running::start(&["--role", "product", "--port", "0"]);
-    let payment = Running::start(&["--role", "payment", "--port", "0"]);
+    let user = start(&["--role", "user", "--port", "0"]);
+    let order = start(&["--role", "order", "--port", "0"]);
+    let product = start(&["--role", "product", "--port", "0"]);
+    let payment = start(&["--role", "payment", "--port", "0"]);
 
     // The example configuration, pointed at wherever the services came up.
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
@@ -174,20 +120,20 @@ async fn each_role_runs_as_its_own_process_behind_the_gateway() {
         (4003, &product),
         (4004, &payment),
     ] {
-        config = config.replace(&format!("http://127.0.0.1:{port}"), &service.url());
+        config = config.replace(&format!("http://127.0.0.1:{port}"), &url(service));
     }
     config = with_listen(&config, "127.0.0.1:0");
     let dir = std::env::temp_dir().join(format!("lab-gateway-roles-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("gateway.toml");
     std::fs::write(&config_path, config).unwrap();
-    let mut gateway = Running::start(&[
+    let mut gateway = start(&[
         "--role",
         "gateway",
         "--config",
         config_path.to_str().unwrap(),
     ]);
-    let base = gateway.url();
+    let base = url(&gateway);
 
     let token = sign_hs256(
         &TokenClaims::new("alice", "microservices-in-motion", "demo-gateway", 600),
@@ -203,10 +149,10 @@ async fn each_role_runs_as_its_own_process_behind_the_gateway() {
     assert_eq!(status, 200, "the catalogue is public");
 
     // A gateway run alone logs every request it answers.
-    gateway.wait_for_line("access line for /api/users/7", |line| {
+    gateway.wait_for_line("access line for /api/users/7", TRIES, |line| {
         line.contains("path=/api/users/7") && line.contains("status=200")
     });
-    gateway.wait_for_line("access line for the 401", |line| {
+    gateway.wait_for_line("access line for the 401", TRIES, |line| {
         line.contains("path=/api/orders/1001") && line.contains("status=401")
     });
 
@@ -220,21 +166,13 @@ async fn each_role_runs_as_its_own_process_behind_the_gateway() {
 
     // Ctrl-C: the gateway stops accepting, finishes, and exits with success.
     let stopped = Command::new("kill")
-        .args(["-INT", &gateway.child.id().to_string()])
+        .args(["-INT", &gateway.child().id().to_string()])
         .status()
         .unwrap();
     assert!(stopped.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = gateway.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_until("the gateway to stop on SIGINT", TRIES, || {
+        gateway.child().try_wait().unwrap()
+    });
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,15 +14,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_saga::choreography;
 use lab_saga::line::OrderLine;
 use lab_saga::order::OrderView;
 use lab_saga::system::{Options, Place, Seed, System, fresh_dir, order_line};
+use lab_test_support::LoggedChild;
 use saga_core::OrderStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
@@ -35,8 +35,7 @@ const ORDERS: usize = 12;
 /// One running service.
 struct Service {
     role: String,
-    child: Child,
-    log: PathBuf,
+    child: LoggedChild,
 }
 
 /// The test's child processes: SIGKILLed and reaped when dropped (also when an assertion
@@ -65,7 +64,6 @@ impl Processes {
                 .root
                 .join(format!("{role}-{}.log", self.logs.len() + 1));
             self.logs.push(log.clone());
-            let file = File::create(&log).unwrap();
             let mut command = Command::new(BIN);
             for name in [
                 "SAGA_ROLE",
@@ -76,7 +74,7 @@ impl Processes {
             ] {
                 command.env_remove(name);
             }
-            let mut child = command
+            command
                 .args(["--role", role, "--style", "choreography", "--port"])
                 .arg(port.to_string())
                 .arg("--data-dir")
@@ -84,24 +82,20 @@ impl Processes {
                 .args(["--ack-wait-secs", ACK_WAIT_SECS])
                 .env("NATS_URL", &self.nats_url)
                 .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(file.try_clone().unwrap())
-                .stderr(file)
-                .spawn()
-                .expect("cannot start the lab-saga binary");
+                .stdin(Stdio::null());
+            let mut child = LoggedChild::spawn(command, log.clone());
             let listening = format!("on http://127.0.0.1:{port}");
             let deadline = Instant::now() + STARTUP;
             loop {
-                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                let output = child.output();
                 if output.contains(&listening) {
                     self.running.push(Service {
                         role: role.to_owned(),
                         child,
-                        log,
                     });
                     return format!("http://127.0.0.1:{port}");
                 }
-                if let Some(status) = child.try_wait().unwrap() {
+                if let Some(status) = child.try_wait() {
                     assert!(
                         output.contains("cannot listen"),
                         "{role} exited ({status}) before listening:\n{output}"
@@ -109,8 +103,7 @@ impl Processes {
                     break;
                 }
                 if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    drop(child);
                     panic!("{role} did not listen within {STARTUP:?}:\n{output}");
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -130,22 +123,18 @@ impl Processes {
 
     fn log_of(&self, role: &str) -> String {
         let service = self.running.iter().find(|s| s.role == role).unwrap();
-        std::fs::read_to_string(&service.log).unwrap_or_default()
+        service.child.output()
     }
 
     /// SIGKILL (`Child::kill` on Unix) and reap.
     fn kill(&mut self, role: &str) {
         let index = self.running.iter().position(|s| s.role == role).unwrap();
-        let mut service = self.running.remove(index);
-        service.child.kill().unwrap();
-        service.child.wait().unwrap();
+        self.running.remove(index).child.kill();
     }
 
+    /// SIGKILLs and reaps every service still running.
     fn kill_all(&mut self) {
-        for mut service in self.running.drain(..) {
-            let _ = service.child.kill();
-            let _ = service.child.wait();
-        }
+        self.running.clear();
     }
 }
 

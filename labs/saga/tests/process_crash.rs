@@ -14,10 +14,9 @@
 //! Nothing here asserts how long something took: waits poll for a condition until a
 //! generous deadline. Every child process is killed when a test ends, pass or fail.
 
-use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_saga::line::OrderLine;
@@ -25,6 +24,7 @@ use lab_saga::order::OrderView;
 use lab_saga::participant::Participant;
 use lab_saga::system::{CUSTOMER, Options, Place, SKU, System, fresh_dir, order_line};
 use lab_saga::{db::Storage, inventory, payment, shipping};
+use lab_test_support::{LoggedChild, wait_until_async};
 use rusqlite::OptionalExtension;
 use saga_core::{Event, OrderStatus};
 
@@ -32,6 +32,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
 
 /// How long a service may take to start listening (the machine may be busy).
 const STARTUP: Duration = Duration::from_secs(10);
+/// How many pauses of [`lab_test_support::wait::PAUSE`] (20 ms) the sagas get to reach the
+/// frozen shipping step before the crash: 30 s.
+const READY_TRIES: u32 = 1_500;
 /// How long every saga may take to end after the last restart.
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -86,7 +89,7 @@ fn send_signal(pid: u32, signal: &str) {
 /// One running service.
 struct Service {
     name: String,
-    child: Child,
+    child: LoggedChild,
 }
 
 /// The child processes of one test. Dropping it SIGKILLs and reaps whatever still runs
@@ -121,15 +124,12 @@ impl Processes {
                 .root
                 .join(format!("{role}-{}.log", self.logs.len() + 1));
             self.logs.push(log_path.clone());
-            let log = File::create(&log_path).expect("cannot create a log file");
-            let mut child = lab_saga()
+            let mut command = lab_saga();
+            command
                 .args(["--role", role, "--port", &port.to_string(), "--data-dir"])
                 .arg(self.data())
-                .args(extra)
-                .stdout(log.try_clone().expect("cannot share the log file"))
-                .stderr(log)
-                .spawn()
-                .expect("cannot start the lab-saga binary");
+                .args(extra);
+            let mut child = LoggedChild::spawn(command, log_path.clone());
             // Printed once the listener is bound: from here on the port is ours.
             let listening = format!("on http://127.0.0.1:{port}");
             let deadline = Instant::now() + STARTUP;
@@ -142,7 +142,7 @@ impl Processes {
                     });
                     return format!("http://127.0.0.1:{port}");
                 }
-                if let Some(status) = child.try_wait().expect("cannot poll a child") {
+                if let Some(status) = child.try_wait() {
                     assert!(
                         output.contains("cannot listen"),
                         "{role} exited ({status}) before listening:\n{output}"
@@ -150,8 +150,7 @@ impl Processes {
                     break; // someone took the port in between: try another one
                 }
                 if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    drop(child);
                     panic!("{role} did not listen within {STARTUP:?}:\n{output}");
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -178,16 +177,12 @@ impl Processes {
             .iter()
             .position(|service| service.name == name)
             .unwrap_or_else(|| panic!("{name} is not running"));
-        let mut service = self.running.remove(index);
-        service.child.kill().expect("cannot kill a child");
-        service.child.wait().expect("cannot reap a child")
+        self.running.remove(index).child.kill()
     }
 
+    /// SIGKILLs and reaps every service still running.
     fn kill_all(&mut self) {
-        for mut service in self.running.drain(..) {
-            let _ = service.child.kill();
-            let _ = service.child.wait();
-        }
+        self.running.clear();
     }
 }
 
@@ -358,26 +353,32 @@ async fn sigkill_of_the_order_process_mid_saga_loses_no_order_and_does_nothing_t
             line.order_id
         );
     }
-    // Wait (up to a few seconds, well inside the tries) until the small orders have asked
-    // shipping and the two refused ones are over; crash anyway if it takes longer.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        let ready = fetch_views(&client, &order, &lines)
-            .await
-            .is_some_and(|views| {
-                lines.iter().zip(&views).all(|(line, view)| {
-                    if is_small(line) {
-                        has_started(view, SHIPPING_STEP)
-                    } else {
-                        view.status != OrderStatus::Pending
-                    }
-                })
-            });
-        if ready {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Wait until the small orders have asked shipping and the two refused ones are over:
+    // the crash comes when every small saga is in flight, however slow the machine is, not
+    // after a fixed time. Shipping is frozen, so a small saga stays at that step through its
+    // tries (2 s each) and the crash finds it there.
+    wait_until_async(
+        "every small saga at shipping and the refused ones over",
+        READY_TRIES,
+        || {
+            let (client, order, lines) = (&client, &order, &lines);
+            async move {
+                let views = fetch_views(client, order, lines).await?;
+                lines
+                    .iter()
+                    .zip(&views)
+                    .all(|(line, view)| {
+                        if is_small(line) {
+                            has_started(view, SHIPPING_STEP)
+                        } else {
+                            view.status != OrderStatus::Pending
+                        }
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
 
     // The crash: SIGKILL, no chance to clean up.
     let status = processes.kill("order");

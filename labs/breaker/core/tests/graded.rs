@@ -21,10 +21,8 @@ use breaker_core::{
     Outcome, Output, Permit, Rejected, SlidingWindow, State, TransitionReason, WindowKind,
     WindowSnapshot,
 };
+use lab_test_support::check_property;
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config as ProptestConfig, RngAlgorithm, TestError, TestRng, TestRunner,
-};
 
 // ANCHOR: test_config
 /// A small breaker that is easy to reason about: judges the last 4 calls once it has 4,
@@ -951,13 +949,8 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// The seed of the property test: fixed, so every grading run is the same; set
-/// `BREAKER_PROPTEST_SEED` to explore other workloads.
-fn proptest_seed() -> u64 {
-    std::env::var("BREAKER_PROPTEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x00b3_ea4e_5eed)
-}
+/// `PROPTEST_SEED` to explore other workloads.
+const PROPTEST_SEED: u64 = 0x00b3_ea4e_5eed;
 
 /// What the property test knows of one HalfOpen generation's trial calls.
 #[derive(Debug, Default)]
@@ -972,134 +965,120 @@ struct TrialBook {
 
 #[test]
 fn half_open_never_admits_more_than_n_trial_calls() {
-    let seed = proptest_seed();
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        ProptestConfig {
-            cases: 200,
-            // The seed below reproduces a failure; no regression files in the learner's tree.
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
-    let result = runner.run(&proptest::collection::vec(step(), 1..120), |steps| {
-        let mut breaker = breaker(config());
-        let mut now = 0;
-        let mut outstanding: Vec<Permit> = Vec::new();
-        // Copies of trial permits already handed back, to hand back again.
-        let mut handed_back: Vec<Permit> = Vec::new();
-        let mut book = TrialBook::default();
-        for (index, step) in steps.iter().enumerate() {
-            let at = format!("after step {index} ({step:?}) at {now} ms");
-            match step {
-                Step::Acquire => {
-                    if let Ok(permit) = breaker.try_acquire(Millis(now)) {
-                        if permit.is_trial() {
-                            if book.generation != permit.generation() {
-                                book = TrialBook {
-                                    generation: permit.generation(),
-                                    ..TrialBook::default()
-                                };
+    // The printed seed reproduces a failure; no regression files in the learner's tree.
+    check_property(
+        200,
+        PROPTEST_SEED,
+        &proptest::collection::vec(step(), 1..120),
+        |steps| {
+            let mut breaker = breaker(config());
+            let mut now = 0;
+            let mut outstanding: Vec<Permit> = Vec::new();
+            // Copies of trial permits already handed back, to hand back again.
+            let mut handed_back: Vec<Permit> = Vec::new();
+            let mut book = TrialBook::default();
+            for (index, step) in steps.iter().enumerate() {
+                let at = format!("after step {index} ({step:?}) at {now} ms");
+                match step {
+                    Step::Acquire => {
+                        if let Ok(permit) = breaker.try_acquire(Millis(now)) {
+                            if permit.is_trial() {
+                                if book.generation != permit.generation() {
+                                    book = TrialBook {
+                                        generation: permit.generation(),
+                                        ..TrialBook::default()
+                                    };
+                                }
+                                book.admitted += 1;
                             }
-                            book.admitted += 1;
+                            outstanding.push(permit);
                         }
-                        outstanding.push(permit);
                     }
-                }
-                Step::Finish(n, outcome) if !outstanding.is_empty() => {
-                    let permit = outstanding.remove(n % outstanding.len());
-                    let copy = permit.is_trial().then(|| duplicate(&permit));
-                    let in_book = permit.is_trial() && permit.generation() == book.generation;
-                    let accepted = breaker
-                        .on_outcome(Millis(now), permit, *outcome, Millis(10))
-                        .is_ok();
-                    if accepted && in_book && *outcome == Outcome::Ignored {
-                        book.given_back += 1;
-                    }
-                    handed_back.extend(copy.filter(|_| accepted));
-                }
-                Step::Cancel(n) if !outstanding.is_empty() => {
-                    let permit = outstanding.remove(n % outstanding.len());
-                    let copy = permit.is_trial().then(|| duplicate(&permit));
-                    let in_book = permit.is_trial() && permit.generation() == book.generation;
-                    let accepted = breaker.release(Millis(now), permit).is_ok();
-                    if accepted && in_book {
-                        book.given_back += 1;
-                    }
-                    handed_back.extend(copy.filter(|_| accepted));
-                }
-                Step::HandBackAgain(n, outcome) if !handed_back.is_empty() => {
-                    let copy = duplicate(&handed_back[n % handed_back.len()]);
-                    let expected = if copy.generation() == breaker.generation() {
-                        BreakerError::UnknownPermit
-                    } else {
-                        BreakerError::StalePermit {
-                            permit: copy.generation(),
-                            current: breaker.generation(),
+                    Step::Finish(n, outcome) if !outstanding.is_empty() => {
+                        let permit = outstanding.remove(n % outstanding.len());
+                        let copy = permit.is_trial().then(|| duplicate(&permit));
+                        let in_book = permit.is_trial() && permit.generation() == book.generation;
+                        let accepted = breaker
+                            .on_outcome(Millis(now), permit, *outcome, Millis(10))
+                            .is_ok();
+                        if accepted && in_book && *outcome == Outcome::Ignored {
+                            book.given_back += 1;
                         }
-                    };
-                    let answer = match outcome {
-                        Some(outcome) => {
-                            breaker.on_outcome(Millis(now), copy, *outcome, Millis(10))
+                        handed_back.extend(copy.filter(|_| accepted));
+                    }
+                    Step::Cancel(n) if !outstanding.is_empty() => {
+                        let permit = outstanding.remove(n % outstanding.len());
+                        let copy = permit.is_trial().then(|| duplicate(&permit));
+                        let in_book = permit.is_trial() && permit.generation() == book.generation;
+                        let accepted = breaker.release(Millis(now), permit).is_ok();
+                        if accepted && in_book {
+                            book.given_back += 1;
                         }
-                        None => breaker.release(Millis(now), copy),
-                    };
-                    prop_assert_eq!(
-                        answer,
-                        Err(expected),
-                        "invariant: a_permit_comes_back_once: {}, a copy of a trial permit \
+                        handed_back.extend(copy.filter(|_| accepted));
+                    }
+                    Step::HandBackAgain(n, outcome) if !handed_back.is_empty() => {
+                        let copy = duplicate(&handed_back[n % handed_back.len()]);
+                        let expected = if copy.generation() == breaker.generation() {
+                            BreakerError::UnknownPermit
+                        } else {
+                            BreakerError::StalePermit {
+                                permit: copy.generation(),
+                                current: breaker.generation(),
+                            }
+                        };
+                        let answer = match outcome {
+                            Some(outcome) => {
+                                breaker.on_outcome(Millis(now), copy, *outcome, Millis(10))
+                            }
+                            None => breaker.release(Millis(now), copy),
+                        };
+                        prop_assert_eq!(
+                            answer,
+                            Err(expected),
+                            "invariant: a_permit_comes_back_once: {}, a copy of a trial permit \
                          already handed back was accepted again; it must be refused (stale if \
                          from an earlier generation, unknown otherwise)",
-                        at
-                    );
+                            at
+                        );
+                    }
+                    Step::Wait(ms) => {
+                        now += ms;
+                        breaker.handle_timeout(Millis(now));
+                    }
+                    _ => {}
                 }
-                Step::Wait(ms) => {
-                    now += ms;
-                    breaker.handle_timeout(Millis(now));
-                }
-                _ => {}
-            }
-            if breaker.state() == State::HalfOpen {
-                let generation = breaker.generation();
-                let (admitted, given_back) = if book.generation == generation {
-                    (book.admitted, book.given_back)
-                } else {
-                    (0, 0)
-                };
-                let holding = admitted.saturating_sub(given_back);
-                prop_assert!(
-                    holding <= 3,
-                    "invariant: trials_never_exceed_permits: {at}, this HalfOpen has admitted \
+                if breaker.state() == State::HalfOpen {
+                    let generation = breaker.generation();
+                    let (admitted, given_back) = if book.generation == generation {
+                        (book.admitted, book.given_back)
+                    } else {
+                        (0, 0)
+                    };
+                    let holding = admitted.saturating_sub(given_back);
+                    prop_assert!(
+                        holding <= 3,
+                        "invariant: trials_never_exceed_permits: {at}, this HalfOpen has admitted \
                      {admitted} trial calls and {given_back} of them came back unrecorded \
                      (released or ignored): {} hold a trial slot, running or finished; \
                      permitted_calls_in_half_open is 3",
-                    holding
-                );
-                let running = outstanding
-                    .iter()
-                    .filter(|permit| permit.generation() == generation)
-                    .count() as u32;
-                prop_assert_eq!(
-                    breaker.metrics().in_flight,
-                    running,
-                    "invariant: in_flight_counts_running_trials: {}, metrics().in_flight must \
+                        holding
+                    );
+                    let running = outstanding
+                        .iter()
+                        .filter(|permit| permit.generation() == generation)
+                        .count() as u32;
+                    prop_assert_eq!(
+                        breaker.metrics().in_flight,
+                        running,
+                        "invariant: in_flight_counts_running_trials: {}, metrics().in_flight must \
                      count the trial calls admitted in this HalfOpen and not handed back yet",
-                    at
-                );
+                        at
+                    );
+                }
             }
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) => {}
-        Err(TestError::Fail(reason, steps)) => panic!(
-            "Test failed: {reason}\nminimal failing input: {steps:?}\n\
-             seed: {seed} (replay with BREAKER_PROPTEST_SEED={seed})"
-        ),
-        Err(TestError::Abort(reason)) => panic!("property test aborted: {reason} (seed {seed})"),
-    }
+            Ok(())
+        },
+    );
 }
 
 // --- Pinned after the first learners' trial ----------------------------------------------

@@ -13,10 +13,8 @@ use gateway_core::{
     Decision, LimitError, LimiterInput, LimiterOutput, MAX_PATH_LEN, Machine, Millis, PathError,
     RateLimitConfig, RateLimiter, Route, RouteError, RouteTable, normalize_path,
 };
+use lab_test_support::check_property;
 use proptest::prelude::*;
-use proptest::test_runner::{
-    Config as ProptestConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
-};
 use sansio_core::script::{Step, run};
 
 // ANCHOR: guide_table
@@ -548,43 +546,8 @@ fn the_limiter_refuses_a_config_it_cannot_honour() {
 // --- A property: the limiter agrees with a token bucket -------------------------------------
 
 /// The seed of the property tests: fixed, so every grading run is the same; set
-/// `GATEWAY_PROPTEST_SEED` to explore other workloads.
-fn proptest_seed() -> u64 {
-    std::env::var("GATEWAY_PROPTEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0a7e_3a70)
-}
-
-/// Runs `test` on `cases` inputs drawn from `strategy` with the fixed seed; a failure panics
-/// with the failed invariant's message, the minimal failing input and the seed to replay it.
-fn check_property<S: Strategy>(
-    cases: u32,
-    strategy: &S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) where
-    S::Value: std::fmt::Debug,
-{
-    let seed = proptest_seed();
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        ProptestConfig {
-            cases,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
-    match runner.run(strategy, test) {
-        Ok(()) => {}
-        Err(TestError::Fail(reason, input)) => panic!(
-            "Test failed: {reason}\nminimal failing input: {input:?}\n\
-             seed: {seed} (replay with GATEWAY_PROPTEST_SEED={seed})"
-        ),
-        Err(TestError::Abort(reason)) => panic!("property test aborted: {reason} (seed {seed})"),
-    }
-}
+/// `PROPTEST_SEED` to explore other workloads.
+const PROPTEST_SEED: u64 = 0x0a7e_3a70;
 
 /// The obviously-correct model: a bucket of credit in microseconds that refills with time
 /// up to `burst × T` and pays `T` per admitted request.
@@ -616,7 +579,7 @@ fn the_limiter_agrees_with_a_token_bucket_model() {
         1u32..6,
         proptest::collection::vec((0u64..400, 0usize..3), 1..150),
     );
-    check_property(200, &workload, |(requests, burst, steps)| {
+    check_property(200, PROPTEST_SEED, &workload, |(requests, burst, steps)| {
         let config = RateLimitConfig {
             requests,
             per: Millis::from_secs(1),
@@ -848,7 +811,7 @@ fn hostile_path() -> impl Strategy<Value = String> {
 
 #[test]
 fn every_valid_path_is_accepted_in_one_canonical_spelling() {
-    check_property(300, &valid_path(), |(sent, canonical)| {
+    check_property(300, PROPTEST_SEED, &valid_path(), |(sent, canonical)| {
         let normalized = normalize_path(&sent);
         prop_assert!(
             normalized.is_ok(),
@@ -873,7 +836,7 @@ fn every_valid_path_is_accepted_in_one_canonical_spelling() {
         );
         Ok(())
     });
-    check_property(300, &hostile_path(), |sent| {
+    check_property(300, PROPTEST_SEED, &hostile_path(), |sent| {
         if let Ok(normalized) = normalize_path(&sent) {
             let again = normalize_path(&normalized);
             prop_assert_eq!(
