@@ -7,7 +7,8 @@
 //! [`Problem::new`], the `Retry-After` every refusal worth a retry carries
 //! ([`Problem::retry_after`]) and any other header a kind of problem needs
 //! ([`Problem::with_header`]). Each lab adds only its own kinds of problem (the saga's semantic
-//! lock, the gateway's and the breaker's conversions from their errors) in its `problem.rs`.
+//! lock, the gateway's conversions from its errors) in its `problem.rs`; the breaker's
+//! open-circuit refusal converts in its `rejection.rs`.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
