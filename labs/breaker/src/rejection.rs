@@ -6,46 +6,51 @@
 //! The core knows that moment in Open (the rest of the wait); in a full HalfOpen or a
 //! ForcedOpen it does not, and we then suggest one second rather than inventing precision.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use breaker_core::Rejected;
+use breaker_core::{Millis, Rejected};
 
 use crate::problem::Problem;
 
-/// The `Retry-After` we send when the core cannot say (full HalfOpen, ForcedOpen).
-const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+/// The wait we suggest when the core cannot say (full HalfOpen, ForcedOpen).
+const DEFAULT_RETRY_AFTER: Millis = Millis(1000);
 
 /// A [`Rejected`] as an axum response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceUnavailable(pub Rejected);
 
 impl ServiceUnavailable {
-    /// Whole seconds to wait, rounded up (`Retry-After` has no fractions, and rounding
-    /// down would invite the client back while we are still Open).
+    /// How long to wait before asking again: the rest of the Open wait, or one second.
+    pub fn wait(&self) -> Millis {
+        self.0.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)
+    }
+
+    /// Whole seconds to wait, rounded up, as `Retry-After` says them.
     pub fn retry_after_secs(&self) -> u64 {
-        self.0.retry_after.map_or(DEFAULT_RETRY_AFTER_SECS, |wait| {
-            wait.0.div_ceil(1000).max(1)
-        })
+        lab_http::retry_after_secs(self.wait())
+    }
+}
+
+impl From<ServiceUnavailable> for Problem {
+    /// 503 with `Retry-After`: the circuit is open, the call was not attempted.
+    fn from(unavailable: ServiceUnavailable) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Dependency unavailable",
+            format!(
+                "{}; the call was not attempted. Retry in {} s.",
+                unavailable.0,
+                unavailable.retry_after_secs()
+            ),
+        )
+        .with_kind("https://microservices-in-motion.dev/problems/circuit-open")
+        .retry_after(unavailable.wait())
     }
 }
 
 impl IntoResponse for ServiceUnavailable {
     fn into_response(self) -> Response {
-        let retry_after = self.retry_after_secs();
-        let mut response = Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Dependency unavailable",
-            format!(
-                "{}; the call was not attempted. Retry in {retry_after} s.",
-                self.0
-            ),
-        )
-        .with_kind("https://microservices-in-motion.dev/problems/circuit-open")
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-        response
+        Problem::from(self).into_response()
     }
 }
 
@@ -53,7 +58,8 @@ impl IntoResponse for ServiceUnavailable {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use breaker_core::{Millis, State};
+    use axum::http::header;
+    use breaker_core::State;
 
     #[test]
     fn open_rejection_is_a_503_with_retry_after_rounded_up() {

@@ -13,13 +13,14 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, Method, Response, StatusCode, header};
+use axum::response::IntoResponse;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::forward::upstream_request_headers;
 use crate::gateway::Gateway;
-use crate::problem::Problem;
+use crate::problem::problem;
 use crate::upstream::{Outgoing, UpstreamError};
 
 /// The largest part body read (parts are small JSON documents).
@@ -52,8 +53,7 @@ pub async fn order_details(
     request: Request,
 ) -> Response<Body> {
     let Some(config) = gateway.config.aggregation.clone() else {
-        return Problem::new(StatusCode::NOT_FOUND, "aggregation is not configured")
-            .into_response();
+        return problem(StatusCode::NOT_FOUND, "aggregation is not configured").into_response();
     };
     // The id goes into three upstream URLs: it must be a plain identifier.
     if id.is_empty()
@@ -62,7 +62,7 @@ pub async fn order_details(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Problem::new(
+        return problem(
             StatusCode::BAD_REQUEST,
             format!("{id:?} is not an order id"),
         )
@@ -93,14 +93,14 @@ pub async fn order_details(
     let order = match fetch(config.order_upstream.clone(), format!("/api/orders/{id}")).await {
         Ok(order) => order,
         Err(PartError::Status(StatusCode::NOT_FOUND)) => {
-            return Problem::new(StatusCode::NOT_FOUND, format!("no order {id}")).into_response();
+            return problem(StatusCode::NOT_FOUND, format!("no order {id}")).into_response();
         }
         Err(PartError::Upstream(error)) => {
-            return Problem::new(error.status(), format!("the order is required: {error}"))
+            return problem(error.status(), format!("the order is required: {error}"))
                 .into_response();
         }
         Err(error) => {
-            return Problem::new(
+            return problem(
                 StatusCode::BAD_GATEWAY,
                 format!("the order is required: the order service {error}"),
             )

@@ -22,6 +22,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, Method, Response, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use futures::future::BoxFuture;
 use gateway_core::headers::{Cidr, client_ip};
@@ -39,7 +40,7 @@ use crate::config::{Config, RouteConfig};
 use crate::connection::{CheckedIo, Refusals};
 use crate::forward::{GuardedBody, buffer_body, clean_response_headers, prepare_upstream_headers};
 use crate::limiter::{SharedLimiter, address_group};
-use crate::problem::Problem;
+use crate::problem::{Problem, problem};
 use crate::upstream::{Outgoing, Upstream};
 
 /// Everything the handlers share, built once from a [`Config`].
@@ -163,7 +164,7 @@ impl Gateway {
             let ip = client();
             let decision = limiter.check_address(ip);
             if let Decision::Limited { retry_after, .. } = decision {
-                let mut response = Problem::new(
+                let mut response = problem(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
                         "the address {} is over its rate limit; retry in {retry_after}",
@@ -187,7 +188,7 @@ impl Gateway {
                 if let Some(scope) = required_scope
                     && !claims.has_scope(scope)
                 {
-                    return Err(Problem::new(
+                    return Err(problem(
                         StatusCode::FORBIDDEN,
                         format!(
                             "the token of {:?} lacks the scope {scope:?} this route requires",
@@ -210,7 +211,7 @@ impl Gateway {
         if let (Some(limiter), Some((decision @ Decision::Limited { retry_after, .. }, key))) =
             (&self.limiter, &decision)
         {
-            let mut response = Problem::new(
+            let mut response = problem(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("{key} is over its rate limit; retry in {retry_after}"),
             )
@@ -243,7 +244,7 @@ pub struct Admitted {
 }
 
 fn unauthorized(error: AuthError) -> Response<Body> {
-    Problem::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response()
+    Problem::from(error).into_response()
 }
 
 /// The router's catch-all handler: [`proxy_request`].
@@ -269,19 +270,19 @@ pub async fn proxy_request(
     let found = match gateway.table.resolve(host, request.uri().path()) {
         Ok(found) => found,
         Err(RouteError::Path(error)) => {
-            return Problem::new(StatusCode::BAD_REQUEST, format!("refused path: {error}"))
+            return problem(StatusCode::BAD_REQUEST, format!("refused path: {error}"))
                 .into_response();
         }
         Err(error) => {
-            return Problem::new(StatusCode::NOT_FOUND, error.to_string()).into_response();
+            return problem(StatusCode::NOT_FOUND, error.to_string()).into_response();
         }
     };
     let Some(route) = gateway.route_config(&found) else {
-        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "route table out of sync")
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "route table out of sync")
             .into_response();
     };
     let Some(upstream) = gateway.upstreams.get(&route.upstream).cloned() else {
-        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "route names no upstream")
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "route names no upstream")
             .into_response();
     };
     let admitted = match gateway
@@ -303,7 +304,7 @@ pub async fn proxy_request(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit) {
-        return Problem::new(
+        return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the body is {} bytes; this gateway accepts at most {limit}",
@@ -351,8 +352,7 @@ pub async fn proxy_request(
             match buffer_body(guarded, buffer).await {
                 Ok(body) => body,
                 Err(error) => {
-                    let mut response =
-                        Problem::new(error.status(), error.to_string()).into_response();
+                    let mut response = problem(error.status(), error.to_string()).into_response();
                     gateway.finish(&admitted, &mut response);
                     return response;
                 }
@@ -382,18 +382,7 @@ pub async fn proxy_request(
             // The upstream's body streams straight through: no buffering, no copy.
             Response::from_parts(parts, Body::new(body))
         }
-        Err(error) => {
-            let status = error.status();
-            let mut problem = Problem::new(status, error.to_string());
-            if let crate::upstream::UpstreamError::BreakerOpen { rejected, .. } = &error {
-                problem = problem.retry_after(
-                    rejected
-                        .retry_after
-                        .map_or(1, |wait| wait.0.div_ceil(1000).max(1)),
-                );
-            }
-            problem.into_response()
-        }
+        Err(error) => Problem::from(error).into_response(),
     };
     gateway.finish(&admitted, &mut response);
     response
@@ -614,7 +603,7 @@ impl Dispatch {
 /// The answer to a head the connection refused; the connection closes after it.
 fn refused_head(refusal: gateway_core::framing::HeadRefusal) -> Response<Body> {
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = Problem::new(status, refusal.to_string()).into_response();
+    let mut response = problem(status, refusal.to_string()).into_response();
     response.headers_mut().insert(
         header::CONNECTION,
         header::HeaderValue::from_static("close"),
@@ -633,7 +622,7 @@ fn host_problem(request: &Request) -> Option<Response<Body>> {
         (None, _) => "an HTTP/1.1 request must have a Host header",
         (Some(_), Some(_)) => "the request has more than one Host header",
     };
-    let mut response = Problem::new(StatusCode::BAD_REQUEST, detail).into_response();
+    let mut response = problem(StatusCode::BAD_REQUEST, detail).into_response();
     response.headers_mut().insert(
         header::CONNECTION,
         header::HeaderValue::from_static("close"),

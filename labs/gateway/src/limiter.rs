@@ -189,7 +189,7 @@ impl SharedLimiter {
             } => {
                 headers.insert(
                     "retry-after",
-                    HeaderValue::from(retry_after.as_secs_ceil().max(1)),
+                    HeaderValue::from(lab_http::retry_after_secs(*retry_after)),
                 );
                 (0, *reset_after)
             }

@@ -1,73 +1,51 @@
 //! Errors as `application/problem+json` (RFC 9457), the one error format of every lab.
 //!
-//! The document itself is `lab-http`'s, shared by every lab. A gateway's errors are read by
-//! programs first, so it adds two things of its own: a client that gets a 429 or a 503 wants to
-//! know when to come back (`retry_after`, in the body and as `Retry-After`), and one that gets
-//! a 401 is told how to authenticate (`WWW-Authenticate`). The title is always the status's
-//! own reason phrase: the gateway fronts many services and names no kinds of its own.
+//! The document is `lab-http`'s [`Problem`], shared by every lab. The gateway fronts many
+//! services and names no kinds of its own, so a problem's title is its status's reason phrase
+//! ([`problem`]). Its errors turn into problems here: an [`AuthError`] is a 401 that says how
+//! to authenticate (`WWW-Authenticate`), an [`UpstreamError`] carries its status, and an open
+//! breaker's also says when to come back (`Retry-After`).
 
-use axum::body::Body;
-use axum::http::{HeaderValue, Response, StatusCode, header};
-use serde::Serialize;
+use axum::http::{HeaderValue, StatusCode, header};
 
-/// One problem report: the shared document plus the gateway's `retry_after`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Problem {
-    /// `type`, `title`, `status` and `detail`, as every lab writes them.
-    #[serde(flatten)]
-    pub document: lab_http::Problem,
-    /// Seconds until a retry may succeed, when known (also sent as `Retry-After`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_after: Option<u64>,
+use crate::auth::AuthError;
+use crate::upstream::UpstreamError;
+
+pub use lab_http::Problem;
+
+/// A problem with `status`, titled by its reason phrase, and a `detail` explaining this
+/// occurrence.
+pub fn problem(status: StatusCode, detail: impl Into<String>) -> Problem {
+    Problem::new(status, status.canonical_reason().unwrap_or("Error"), detail)
 }
 
-impl Problem {
-    /// A problem with `status` and a `detail` explaining this occurrence.
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self {
-            document: lab_http::Problem::new(
-                status,
-                status.canonical_reason().unwrap_or("Error"),
-                detail,
-            ),
-            retry_after: None,
-        }
-    }
+/// The wait suggested when an open breaker cannot say (full HalfOpen, ForcedOpen).
+const DEFAULT_RETRY_AFTER: breaker_core::Millis = breaker_core::Millis(1000);
 
-    /// Adds a `Retry-After` in whole seconds.
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
-    }
-
-    /// The HTTP response.
-    pub fn into_response(self) -> Response<Body> {
-        let status =
-            StatusCode::from_u16(self.document.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(lab_http::PROBLEM_JSON),
-        );
-        if let Some(secs) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"gateway\""),
-            );
-        }
-        response
+impl From<AuthError> for Problem {
+    /// 401, with the scheme the gateway accepts.
+    fn from(error: AuthError) -> Self {
+        problem(StatusCode::UNAUTHORIZED, error.to_string()).with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"gateway\""),
+        )
     }
 }
 
-impl axum::response::IntoResponse for Problem {
-    fn into_response(self) -> axum::response::Response {
-        Problem::into_response(self)
+impl From<UpstreamError> for Problem {
+    /// The error's own status; an open breaker's 503 also says when to come back.
+    fn from(error: UpstreamError) -> Self {
+        let wait = match &error {
+            UpstreamError::BreakerOpen { rejected, .. } => {
+                Some(rejected.retry_after.unwrap_or(DEFAULT_RETRY_AFTER))
+            }
+            _ => None,
+        };
+        let problem = problem(error.status(), error.to_string());
+        match wait {
+            Some(wait) => problem.retry_after(wait),
+            None => problem,
+        }
     }
 }
 
@@ -76,19 +54,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use axum::response::IntoResponse;
+    use breaker_core::{Millis, Rejected, State};
 
     #[test]
-    fn the_body_is_the_shared_document_plus_retry_after() {
-        let problem =
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "payment is open").retry_after(3);
+    fn an_open_breaker_is_a_503_titled_by_its_status_with_retry_after() {
+        let problem = Problem::from(UpstreamError::BreakerOpen {
+            upstream: "payment".to_owned(),
+            rejected: Rejected {
+                state: State::Open,
+                retry_after: Some(Millis(2001)),
+            },
+        });
         assert_eq!(
             serde_json::to_value(&problem).unwrap(),
             serde_json::json!({
                 "type": "about:blank",
                 "title": "Service Unavailable",
                 "status": 503,
-                "detail": "payment is open",
-                "retry_after": 3,
+                "detail": "upstream payment is unavailable: its circuit breaker is open",
             })
         );
         let response = problem.into_response();
@@ -100,20 +84,26 @@ mod tests {
     }
 
     #[test]
+    fn a_breaker_that_cannot_say_suggests_one_second() {
+        let response = Problem::from(UpstreamError::BreakerOpen {
+            upstream: "payment".to_owned(),
+            rejected: Rejected {
+                state: State::HalfOpen,
+                retry_after: None,
+            },
+        })
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
     fn a_401_says_how_to_authenticate_and_has_no_retry_after() {
-        let problem = Problem::new(StatusCode::UNAUTHORIZED, "no token");
-        assert!(
-            serde_json::to_value(&problem)
-                .unwrap()
-                .get("retry_after")
-                .is_none(),
-            "retry_after is left out when unknown"
-        );
-        let response = problem.into_response();
+        let response = Problem::from(AuthError::Missing).into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             response.headers()[header::WWW_AUTHENTICATE],
             "Bearer realm=\"gateway\""
         );
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -45,7 +45,7 @@ use crate::line::OrderLine;
 use crate::order::{self, OrderService};
 use crate::participant::{Domain, Operation, Participant};
 use crate::payment::Payment;
-use crate::problem::{Problem, SagaProblem};
+use crate::problem::{self, Problem};
 use crate::shipping::Shipping;
 use crate::system::System;
 use crate::transport::Transport;
@@ -620,7 +620,7 @@ impl Choreography {
     /// An order not at the catalogue's price is refused (422) and nothing is written.
     pub fn place(&self, line: &OrderLine) -> Result<(), Problem> {
         let Some(order) = &self.order else {
-            return Err(Problem::unavailable(
+            return Err(problem::unavailable(
                 "this process does not run the order service",
             ));
         };
@@ -712,7 +712,7 @@ pub fn place_in(order_db: &Db, line: &OrderLine) -> Result<(), Problem> {
     match result {
         Ok(false) => Err(order::order_exists(line)),
         Ok(true) => Ok(()),
-        Err(error) => Err(Problem::unavailable(format!("the order database: {error}"))),
+        Err(error) => Err(problem::unavailable(format!("the order database: {error}"))),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::problem::{Problem, SagaProblem};
+use crate::problem::{self, Problem};
 
 // ANCHOR: order_line
 /// One order, as the saga's steps see it: who pays how much for how many of what.
@@ -30,18 +30,18 @@ impl OrderLine {
             ("sku", &self.sku),
         ] {
             if value.trim().is_empty() || value.len() > 200 {
-                return Err(Problem::bad_request(format!(
+                return Err(problem::bad_request(format!(
                     "`{field}` must be a non-empty string of at most 200 characters"
                 )));
             }
         }
         if self.quantity <= 0 || self.quantity > 1_000_000 {
-            return Err(Problem::bad_request(
+            return Err(problem::bad_request(
                 "`quantity` must be between 1 and 1000000",
             ));
         }
         if self.amount <= 0 || self.amount > 1_000_000_000 {
-            return Err(Problem::bad_request(
+            return Err(problem::bad_request(
                 "`amount` must be between 1 and 1000000000 cents",
             ));
         }

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{self, Db, Storage};
 use crate::line::{OrderLine, Reply};
-use crate::problem::{self, Problem, SagaProblem};
+use crate::problem::{self, Problem};
 use crate::transport::Transport;
 
 const SCHEMA: &str = "
@@ -312,24 +312,24 @@ impl OrderService {
         line.validate()?;
         check_price(&self.db.lock(), line)?;
         let saga = Saga::start(&line.order_id, self.definition.clone(), self.now())
-            .map_err(|error| Problem::unavailable(error.to_string()))?;
+            .map_err(|error| problem::unavailable(error.to_string()))?;
         let mut connection = self.db.lock();
         let tx = db::write_transaction(&mut connection)
-            .map_err(|error| Problem::unavailable(error.to_string()))?;
+            .map_err(|error| problem::unavailable(error.to_string()))?;
         match insert_pending(&tx, line) {
             Ok(true) => {}
             Ok(false) => return Err(order_exists(line)),
-            Err(error) => return Err(Problem::unavailable(error.to_string())),
+            Err(error) => return Err(problem::unavailable(error.to_string())),
         }
         // Only `SagaStarted`: the first command is decided (again) when the saga runs.
         if self.durable {
             for entry in saga.log().entries().iter().take(1) {
                 insert_entry(&tx, &line.order_id, entry)
-                    .map_err(|error| Problem::unavailable(error.to_string()))?;
+                    .map_err(|error| problem::unavailable(error.to_string()))?;
             }
         }
         tx.commit()
-            .map_err(|error| Problem::unavailable(error.to_string()))?;
+            .map_err(|error| problem::unavailable(error.to_string()))?;
         Ok(())
     }
     // ANCHOR_END: place_order
@@ -766,16 +766,16 @@ pub fn check_price(connection: &rusqlite::Connection, line: &OrderLine) -> Resul
             |row| row.get(0),
         )
         .optional()
-        .map_err(|error| Problem::unavailable(error.to_string()))?;
+        .map_err(|error| problem::unavailable(error.to_string()))?;
     let Some(price) = price else {
-        return Err(Problem::refused(format!(
+        return Err(problem::refused(format!(
             "`{}` is not in the catalogue",
             line.sku
         )));
     };
     let expected = price.saturating_mul(line.quantity);
     if line.amount != expected {
-        return Err(Problem::refused(format!(
+        return Err(problem::refused(format!(
             "{} × {} costs {expected} cents ({price} each), but the order says {} cents",
             line.quantity, line.sku, line.amount
         )));
@@ -836,7 +836,7 @@ async fn create(
     let line: OrderLine = match serde_json::from_slice(&body) {
         Ok(line) => line,
         Err(error) => {
-            return Problem::bad_request(format!("the body is not an order: {error}"))
+            return problem::bad_request(format!("the body is not an order: {error}"))
                 .into_response();
         }
     };
@@ -860,8 +860,8 @@ async fn create(
 async fn show(State(service): State<Arc<OrderService>>, Path(id): Path<String>) -> Response {
     match service.view(&id) {
         Ok(Some(view)) => Json(view).into_response(),
-        Ok(None) => Problem::not_found(format!("no order `{id}`")).into_response(),
-        Err(error) => Problem::unavailable(error.to_string()).into_response(),
+        Ok(None) => problem::not_found(format!("no order `{id}`")).into_response(),
+        Err(error) => problem::unavailable(error.to_string()).into_response(),
     }
 }
 
@@ -872,8 +872,8 @@ async fn change_address(
     Path(id): Path<String>,
 ) -> Response {
     match service.view(&id) {
-        Ok(None) => Problem::not_found(format!("no order `{id}`")).into_response(),
-        Ok(Some(view)) if view.status.is_locked() => Problem::locked(format!(
+        Ok(None) => problem::not_found(format!("no order `{id}`")).into_response(),
+        Ok(Some(view)) if view.status.is_locked() => problem::locked(format!(
             "order `{id}` is {} until its saga ends",
             view.status
         ))
@@ -884,7 +884,7 @@ async fn change_address(
             format!("order `{id}` has been decided; place a new order instead"),
         )
         .into_response(),
-        Err(error) => Problem::unavailable(error.to_string()).into_response(),
+        Err(error) => problem::unavailable(error.to_string()).into_response(),
     }
 }
 
@@ -905,14 +905,14 @@ async fn list_sagas(
             Some(("status", value)) => match OrderStatus::parse(value) {
                 Some(parsed) => status = Some(parsed),
                 None => {
-                    return Problem::bad_request(format!(
+                    return problem::bad_request(format!(
                         "unknown status `{value}`: use PENDING, NEEDS_ATTENTION, APPROVED or CANCELLED"
                     ))
                     .into_response();
                 }
             },
             _ => {
-                return Problem::bad_request(format!(
+                return problem::bad_request(format!(
                     "unknown query `{pair}`: the one parameter is `status`"
                 ))
                 .into_response();
@@ -921,7 +921,7 @@ async fn list_sagas(
     }
     match service.sagas(status) {
         Ok(sagas) => Json(sagas).into_response(),
-        Err(error) => Problem::unavailable(error.to_string()).into_response(),
+        Err(error) => problem::unavailable(error.to_string()).into_response(),
     }
 }
 
@@ -930,7 +930,7 @@ async fn list_sagas(
 /// going again; 202, then the saga runs in the background.
 async fn resume(State(service): State<Arc<OrderService>>, Path(id): Path<String>) -> Response {
     match service.view(&id) {
-        Ok(None) => return Problem::not_found(format!("no order `{id}`")).into_response(),
+        Ok(None) => return problem::not_found(format!("no order `{id}`")).into_response(),
         Ok(Some(view)) if !view.status.is_locked() => {
             return Problem::new(
                 StatusCode::CONFLICT,
@@ -951,7 +951,7 @@ async fn resume(State(service): State<Arc<OrderService>>, Path(id): Path<String>
             .into_response();
         }
         Ok(Some(_)) => {}
-        Err(error) => return Problem::unavailable(error.to_string()).into_response(),
+        Err(error) => return problem::unavailable(error.to_string()).into_response(),
     }
     let runner = Arc::clone(&service);
     let order_id = id.clone();

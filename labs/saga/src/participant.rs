@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::db::{self, Db, Storage};
 use crate::line::{OrderLine, Refusal, Reply};
-use crate::problem::{self, Problem, SagaProblem};
+use crate::problem::{self, Problem};
 
 /// The business rules of one participant.
 pub trait Domain: Send + Sync + 'static {
@@ -170,21 +170,21 @@ impl<D: Domain> Participant<D> {
             return problem_reply(problem);
         }
         if take_one(&self.faults.fail_next) {
-            return problem_reply(Problem::unavailable(format!(
+            return problem_reply(problem::unavailable(format!(
                 "{} is failing on purpose (injected fault)",
                 D::NAME
             )));
         }
         let reply = match self.execute_in_transaction(operation, key, line, also) {
             Ok(reply) => reply,
-            Err(error) => problem_reply(Problem::unavailable(format!(
+            Err(error) => problem_reply(problem::unavailable(format!(
                 "{} storage error: {error}",
                 D::NAME
             ))),
         };
         if reply.is_success() && take_one(&self.faults.lose_reply_next) {
             // The work is committed; only the answer is lost on the way back.
-            return problem_reply(Problem::unavailable(format!(
+            return problem_reply(problem::unavailable(format!(
                 "{}: the reply was lost (injected fault); the work was done",
                 D::NAME
             )));
@@ -222,9 +222,9 @@ impl<D: Domain> Participant<D> {
         };
         let reply = match outcome {
             Ok(body) => Reply { status: 200, body },
-            Err(Refusal::Business(detail)) => problem_reply(Problem::refused(detail)),
+            Err(Refusal::Business(detail)) => problem_reply(problem::refused(detail)),
             // Nothing was done, so nothing is stored: the transaction rolls back.
-            Err(Refusal::Conflict(detail)) => return Ok(problem_reply(Problem::conflict(detail))),
+            Err(Refusal::Conflict(detail)) => return Ok(problem_reply(problem::conflict(detail))),
             // A storage error rolls everything back (tx dropped) and is worth a retry.
             Err(storage @ Refusal::Storage(_)) => return Err(storage),
         };
@@ -249,7 +249,7 @@ impl<D: Domain> Participant<D> {
         self.faults
             .down
             .load(Ordering::SeqCst)
-            .then(|| Problem::unavailable(format!("{} is down (injected outage)", D::NAME)))
+            .then(|| problem::unavailable(format!("{} is down (injected outage)", D::NAME)))
     }
 
     /// What the service holds right now.
@@ -282,7 +282,7 @@ impl IntoResponse for Reply {
         } else {
             match serde_json::from_value::<Problem>(self.body) {
                 Ok(problem) => problem.into_response(),
-                Err(_) => Problem::unavailable("malformed stored reply").into_response(),
+                Err(_) => problem::unavailable("malformed stored reply").into_response(),
             }
         }
     }
@@ -298,7 +298,7 @@ fn key_of(headers: &HeaderMap) -> Result<String, Problem> {
         .map(str::trim)
         .unwrap_or_default();
     if key.is_empty() || key.len() > 300 {
-        return Err(Problem::bad_request(
+        return Err(problem::bad_request(
             "every action and compensation needs an `Idempotency-Key` header (1 to 300 characters)",
         ));
     }
@@ -307,7 +307,7 @@ fn key_of(headers: &HeaderMap) -> Result<String, Problem> {
 
 fn parse_line(body: &[u8]) -> Result<OrderLine, Problem> {
     let line: OrderLine = serde_json::from_slice(body)
-        .map_err(|error| Problem::bad_request(format!("the body is not an order line: {error}")))?;
+        .map_err(|error| problem::bad_request(format!("the body is not an order line: {error}")))?;
     line.validate()?;
     Ok(line)
 }
@@ -330,7 +330,7 @@ async fn handle<D: Domain>(
                 participant.perform(operation, &key, &line, |_, _| Ok(()))
             })
             .await
-            .unwrap_or_else(|_| problem_reply(Problem::unavailable("the handler panicked")));
+            .unwrap_or_else(|_| problem_reply(problem::unavailable("the handler panicked")));
             reply.into_response()
         }
     }

@@ -3,8 +3,9 @@
 //! The shape itself lives in `lab-http`, shared by every lab. What is the saga's own is the
 //! vocabulary of its refusals: a 409 for an order its running saga holds (the semantic lock),
 //! a 422 for a business refusal not worth a retry, a 503 for a transient failure that is.
-//! A participant's reply is judged by these statuses, so they are named once, here. So are
-//! the answers to requests no route takes: a body over the limit, an unknown path or method.
+//! A participant's reply is judged by these statuses, so they are named once, here, as
+//! functions returning `lab-http`'s [`Problem`]. So are the answers to requests no route
+//! takes: a body over the limit, an unknown path or method.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -16,50 +17,39 @@ pub use lab_http::Problem;
 /// The largest request body any saga service reads: an order line is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The saga's kinds of problem, as constructors on [`Problem`]
-/// (`Problem::locked(..)`, with this trait in scope).
-pub trait SagaProblem {
-    /// 400: the request body or a header is malformed.
-    fn bad_request(detail: impl Into<String>) -> Self;
-    /// 404: no such order.
-    fn not_found(detail: impl Into<String>) -> Self;
-    /// 409: the order is locked by its running saga (the semantic lock).
-    fn locked(detail: impl Into<String>) -> Self;
-    /// 409: the request contradicts what the service already holds (the same order under
-    /// another idempotency key). Worth a retry once the other one is undone.
-    fn conflict(detail: impl Into<String>) -> Self;
-    /// 422: a business refusal (insufficient funds, out of stock). Not worth a retry.
-    fn refused(detail: impl Into<String>) -> Self;
-    /// 503: a transient failure (injected, or the database is busy). Worth a retry.
-    fn unavailable(detail: impl Into<String>) -> Self;
+// The saga's kinds of problem, each a `lab-http` problem with its status and title.
+
+/// 400: the request body or a header is malformed.
+pub fn bad_request(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
 }
 
-impl SagaProblem for Problem {
-    fn bad_request(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
-    }
+/// 404: no such order.
+pub fn not_found(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "Not found", detail)
+}
 
-    fn not_found(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "Not found", detail)
-    }
+/// 409: the order is locked by its running saga (the semantic lock).
+pub fn locked(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "Order is locked by its saga", detail)
+        .with_kind("https://microservices-in-motion.dev/problems/semantic-lock")
+}
 
-    fn locked(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::CONFLICT, "Order is locked by its saga", detail)
-            .with_kind("https://microservices-in-motion.dev/problems/semantic-lock")
-    }
+/// 409: the request contradicts what the service already holds (the same order under
+/// another idempotency key). Worth a retry once the other one is undone.
+pub fn conflict(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "Conflict", detail)
+}
 
-    fn conflict(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::CONFLICT, "Conflict", detail)
-    }
+/// 422: a business refusal (insufficient funds, out of stock). Not worth a retry.
+pub fn refused(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Refused", detail)
+        .with_kind("https://microservices-in-motion.dev/problems/business-refusal")
+}
 
-    fn refused(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Refused", detail)
-            .with_kind("https://microservices-in-motion.dev/problems/business-refusal")
-    }
-
-    fn unavailable(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", detail)
-    }
+/// 503: a transient failure (injected, or the database is busy). Worth a retry.
+pub fn unavailable(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", detail)
 }
 
 /// A body the service could not read, as a problem: 413 with the limit when it is too

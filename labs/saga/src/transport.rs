@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::line::{OrderLine, Reply};
 use crate::participant::{IDEMPOTENCY_KEY, problem_reply};
-use crate::problem::{Problem, SagaProblem};
+use crate::problem;
 
 /// A way to deliver commands to participants, by participant name.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ impl Transport {
     pub async fn send(&self, command: &Command, line: &OrderLine) -> Reply {
         let body = match serde_json::to_vec(line) {
             Ok(body) => body,
-            Err(error) => return problem_reply(Problem::bad_request(error.to_string())),
+            Err(error) => return problem_reply(problem::bad_request(error.to_string())),
         };
         let path = format!("/{}", command.operation);
         match self {
@@ -55,7 +55,7 @@ impl Transport {
                     .header(IDEMPOTENCY_KEY, &command.idempotency_key)
                     .body(Body::from(body));
                 let Ok(request) = request else {
-                    return problem_reply(Problem::bad_request("unrepresentable request"));
+                    return problem_reply(problem::bad_request("unrepresentable request"));
                 };
                 match router.clone().oneshot(request).await {
                     Ok(response) => {
@@ -93,7 +93,7 @@ impl Transport {
                         let body = response.json().await.unwrap_or(serde_json::Value::Null);
                         Reply { status, body }
                     }
-                    Err(error) => problem_reply(Problem::unavailable(format!(
+                    Err(error) => problem_reply(problem::unavailable(format!(
                         "{} did not answer: {error}",
                         command.participant
                     ))),
@@ -139,7 +139,7 @@ impl Transport {
 }
 
 fn unknown(participant: &str) -> Reply {
-    problem_reply(Problem::unavailable(format!(
+    problem_reply(problem::unavailable(format!(
         "no route to participant `{participant}`"
     )))
 }

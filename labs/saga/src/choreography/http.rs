@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use super::{Choreography, DeadLetter, RedriveError, dead_letters_of};
 use crate::line::OrderLine;
 use crate::participant::{Domain, Participant};
-use crate::problem::{self, Problem, SagaProblem};
+use crate::problem;
 
 /// `GET /dead-letters` and `POST /dead-letters/{message_id}/redrive` for the services this
 /// process runs, and `GET /health`. The routers below finish with
@@ -51,16 +51,16 @@ async fn redrive_route(
         })
         .map(|service| service.name)
     else {
-        return Problem::not_found(format!("no dead letter `{message_id}` here")).into_response();
+        return problem::not_found(format!("no dead letter `{message_id}` here")).into_response();
     };
     match choreography.redrive(service, &message_id).await {
         Ok(()) => {
             Json(serde_json::json!({ "service": service, "redriven": message_id })).into_response()
         }
         Err(RedriveError::NotFound { .. }) => {
-            Problem::not_found(format!("no dead letter `{message_id}` here")).into_response()
+            problem::not_found(format!("no dead letter `{message_id}` here")).into_response()
         }
-        Err(error) => Problem::unavailable(error.to_string()).into_response(),
+        Err(error) => problem::unavailable(error.to_string()).into_response(),
     }
 }
 
@@ -86,14 +86,14 @@ async fn create_order(
     let line: OrderLine = match serde_json::from_slice(&body) {
         Ok(line) => line,
         Err(error) => {
-            return Problem::bad_request(format!("the body is not an order: {error}"))
+            return problem::bad_request(format!("the body is not an order: {error}"))
                 .into_response();
         }
     };
     let placing = Arc::clone(&choreography);
     let placed = tokio::task::spawn_blocking(move || placing.place(&line).map(|()| line))
         .await
-        .unwrap_or_else(|_| Err(Problem::unavailable("placing the order panicked")));
+        .unwrap_or_else(|_| Err(problem::unavailable("placing the order panicked")));
     match placed {
         Ok(line) => (
             StatusCode::ACCEPTED,
@@ -109,12 +109,12 @@ async fn show_order(
     AxumPath(id): AxumPath<String>,
 ) -> Response {
     let Some(order) = choreography.order() else {
-        return Problem::unavailable("this process does not run the order service").into_response();
+        return problem::unavailable("this process does not run the order service").into_response();
     };
     match order.view(&id) {
         Ok(Some(view)) => Json(view).into_response(),
-        Ok(None) => Problem::not_found(format!("no order `{id}`")).into_response(),
-        Err(error) => Problem::unavailable(error.to_string()).into_response(),
+        Ok(None) => problem::not_found(format!("no order `{id}`")).into_response(),
+        Err(error) => problem::unavailable(error.to_string()).into_response(),
     }
 }
 
