@@ -1,6 +1,8 @@
 //! `cargo xtask tidy`: the architecture invariants, checked by code instead of by memory.
 //!
-//! - every `.rs` file opens with a `//!` doc comment saying what it is for;
+//! - every `.rs` file opens with a `//!` doc comment saying what it is for, and no doc comment
+//!   only restates a name (`/// The step.`): it says what the item is for, or the item allows
+//!   `missing_docs`;
 //! - a core crate (`*-core`) depends on nothing async or networked, and the playground depends
 //!   only on core crates, so both build for `wasm32-unknown-unknown` without tokio;
 //! - no crate depends on a lab's demo crate (`labs/<pattern>/`, crate `lab-<pattern>`): what
@@ -30,6 +32,7 @@ const FORBIDDEN_IN_CORES: &[&str] = &["tokio", "hyper", "axum", "reqwest", "mio"
 pub fn run(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
     problems.extend(doc_comments(root));
+    problems.extend(name_only_doc_comments(root));
     problems.extend(pure_cores(root)?);
     problems.extend(lab_demos_are_not_libraries(root)?);
     problems.extend(cores_without_a_machine(&core_sources(root)?));
@@ -74,6 +77,60 @@ fn doc_comments(root: &Path) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Every doc comment in the tree that is a single line holding only an optional article and
+/// one word, with its place.
+fn name_only_doc_comments(root: &Path) -> Vec<String> {
+    rust_files(root)
+        .flat_map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let file = relative(root, &path);
+            name_only_comment_lines(&text).into_iter().map(move |line| {
+                format!(
+                    "{file}:{line}: this doc comment only restates a name; say what the item \
+                         is for, or put `#[allow(missing_docs)]` on the item"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The 1-based numbers of the lines in `source` that are a whole doc comment (`///` or `//!`,
+/// with no doc line of the same kind just above or below) made only of an optional article
+/// and one word: `/// The step.`, `/// When.`. A last line of a longer comment (`/// another.`)
+/// is not one.
+fn name_only_comment_lines(source: &str) -> Vec<usize> {
+    let lines: Vec<&str> = source.lines().map(str::trim_start).collect();
+    let kind = |line: Option<&&str>| match line {
+        Some(line) if line.starts_with("///") && !line.starts_with("////") => Some("///"),
+        Some(line) if line.starts_with("//!") => Some("//!"),
+        _ => None,
+    };
+    (0..lines.len())
+        .filter(|&at| {
+            let Some(marker) = kind(lines.get(at)) else {
+                return false;
+            };
+            let above = at.checked_sub(1).and_then(|above| kind(lines.get(above)));
+            let below = kind(lines.get(at + 1));
+            above != Some(marker)
+                && below != Some(marker)
+                && only_a_name(&lines[at][marker.len()..])
+        })
+        .map(|at| at + 1)
+        .collect()
+}
+
+/// True for an optional article and one word, with an optional full stop: `The step.`, `When`.
+fn only_a_name(text: &str) -> bool {
+    let text = text.trim();
+    let text = text.strip_suffix('.').unwrap_or(text);
+    let word = ["The ", "A ", "An "]
+        .iter()
+        .find_map(|article| text.strip_prefix(article))
+        .unwrap_or(text);
+    !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
 }
 
 fn relative(root: &Path, path: &Path) -> String {
@@ -845,5 +902,31 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("saga-02"), "{problems:?}");
         assert_eq!(reference_files(&manifest), ["labs/saga/core/src/decide.rs"]);
+    }
+
+    #[test]
+    fn a_doc_comment_that_only_restates_a_name_is_refused() {
+        let source = "//! The steps of a saga, for this test.\n\
+            pub struct Step {\n\
+                /// The step.\n\
+                pub index: usize,\n\
+                /// When.\n\
+                pub at: u64,\n\
+                //! Inner.\n\
+                /// The step's index in the definition, from 0.\n\
+                pub again: usize,\n\
+                /// Two hosts: the gateway and the upstream might each pick\n\
+                /// another.\n\
+                pub host: String,\n\
+                #[allow(missing_docs)]\n\
+                pub rest: u8,\n\
+                // The plain comment.\n\
+            }\n";
+        assert_eq!(
+            name_only_comment_lines(source),
+            [3, 5, 7],
+            "refused: `/// The step.`, `/// When.`, `//! Inner.`; accepted: a comment that says \
+             what the item is for, the last line of a longer comment, an allow, a plain comment"
+        );
     }
 }

@@ -82,7 +82,7 @@ impl OrderEvent {
 pub struct Item {
     /// Product id.
     pub product_id: String,
-    /// Quantity.
+    /// How many units of the product.
     pub quantity: u32,
 }
 
@@ -189,7 +189,7 @@ pub enum AppendError {
     /// Someone else appended since the writer read the stream: reload, re-decide, retry.
     #[error("stream {stream} is at version {actual}, expected {expected}")]
     WrongExpectedVersion {
-        /// The stream.
+        /// The id of the stream written to.
         stream: String,
         /// The version the writer based its decision on.
         expected: u64,

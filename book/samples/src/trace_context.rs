@@ -113,7 +113,7 @@ pub struct SpanRecord {
     pub start_ms: u64,
     /// End time, milliseconds.
     pub end_ms: u64,
-    /// Outcome.
+    /// Whether the measured work succeeded, with the error if it failed.
     pub status: SpanStatus,
     /// Key-value details (`order.id = 123`).
     pub attributes: Vec<(String, String)>,

@@ -144,7 +144,7 @@ impl Scenario {
 pub struct RunReport {
     /// One row per second.
     pub rows: Vec<SecondRow>,
-    /// The totals.
+    /// Totals over the whole run: calls, outcomes and time wasted waiting.
     pub summary: Summary,
 }
 

@@ -94,17 +94,17 @@ pub enum KeyError {
     /// A key file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
-        /// The file.
+        /// The key file's path, as configured.
         path: PathBuf,
-        /// Why.
+        #[allow(missing_docs)]
         source: std::io::Error,
     },
     /// A key could not be parsed.
     #[error("invalid key in {path}: {reason}")]
     Parse {
-        /// The file.
+        /// The key file's path, as configured.
         path: PathBuf,
-        /// Why.
+        /// What the key parser refused in it.
         reason: String,
     },
 }

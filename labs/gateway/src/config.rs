@@ -289,7 +289,7 @@ pub enum ConfigError {
     /// A route names an upstream that is not declared.
     #[error("route {prefix:?} names unknown upstream {upstream:?}")]
     UnknownUpstream {
-        /// The route.
+        /// The prefix of the route that names it.
         prefix: String,
         /// The missing upstream.
         upstream: String,
@@ -300,7 +300,7 @@ pub enum ConfigError {
     /// An upstream URL is not `http://host:port`.
     #[error("upstream {name:?} has an invalid url {url:?}: {reason}")]
     BadUpstreamUrl {
-        /// The upstream.
+        /// The upstream's name in the configuration.
         name: String,
         /// Its URL.
         url: String,

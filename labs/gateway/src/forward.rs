@@ -176,7 +176,7 @@ pub enum BodyGuardError {
     /// More bytes than the limit (413).
     #[error("the request body exceeds {limit} bytes")]
     TooLarge {
-        /// The limit.
+        /// The most body bytes a request may send (`max_body_bytes` in the configuration).
         limit: u64,
     },
     /// The client did not finish its body in time (408).

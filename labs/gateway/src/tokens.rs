@@ -10,11 +10,11 @@ use serde::Serialize;
 /// The claims of a token issued here.
 #[derive(Clone, Debug, Serialize)]
 pub struct TokenClaims {
-    /// Subject.
+    /// Subject (`sub`): who the token speaks for; the gateway requires it.
     pub sub: String,
-    /// Issuer.
+    /// Issuer (`iss`): the gateway accepts only its configured issuer.
     pub iss: String,
-    /// Audience.
+    /// Audience (`aud`): the gateway accepts only its configured audience.
     pub aud: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,

@@ -37,7 +37,7 @@ pub enum UpstreamError {
     /// The upstream's breaker is open (503).
     #[error("upstream {upstream} is unavailable: its circuit breaker is {}", rejected.state)]
     BreakerOpen {
-        /// The upstream.
+        /// The name of the upstream that was called.
         upstream: String,
         /// The breaker's refusal (with the time left in Open).
         rejected: Rejected,
@@ -45,7 +45,7 @@ pub enum UpstreamError {
     /// No response headers within the timeout (504).
     #[error("upstream {upstream} did not answer within {timeout:?}")]
     Timeout {
-        /// The upstream.
+        /// The name of the upstream that was called.
         upstream: String,
         /// The time allowed.
         timeout: Duration,
@@ -139,7 +139,7 @@ pub struct Upstream {
 /// A request to send upstream.
 #[derive(Debug)]
 pub struct Outgoing {
-    /// The method.
+    /// The method to send: the client's own, or `GET` for an aggregate's sub-request.
     pub method: Method,
     /// The normalized path plus the original query.
     pub path_and_query: String,

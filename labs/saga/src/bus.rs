@@ -126,7 +126,7 @@ impl std::fmt::Debug for Subscription {
 /// A received message and how to acknowledge it (or hand it back).
 #[derive(Debug)]
 pub struct Delivery {
-    /// The message.
+    /// What was received; acknowledge it only once its effect is durable.
     pub message: Message,
     source: Source,
 }

@@ -417,9 +417,9 @@ impl Service {
 pub enum Note {
     /// A message failed for a transient reason; it is tried again after `delay`.
     Retrying {
-        /// The consumer.
+        /// The name of the service whose consumer handled it.
         service: &'static str,
-        /// The message.
+        /// The message's id (`o-1:PaymentReserved`).
         message_id: String,
         /// Tries so far.
         attempt: u32,
@@ -430,18 +430,18 @@ pub enum Note {
     },
     /// A message kept failing and is parked in the dead-letter table.
     DeadLettered {
-        /// The consumer.
+        /// The name of the service whose consumer parked it.
         service: &'static str,
-        /// The message.
+        /// The message's id (`o-1:PaymentReserved`).
         message_id: String,
         /// The last error.
         error: String,
     },
     /// A message could be neither applied nor parked: it goes back to the bus, unacknowledged.
     Redelivering {
-        /// The consumer.
+        /// The name of the service whose consumer handed it back.
         service: &'static str,
-        /// The message.
+        /// The message's id (`o-1:PaymentReserved`).
         message_id: String,
         /// Why the dead letter could not be written.
         error: String,
@@ -451,7 +451,7 @@ pub enum Note {
     /// On start: messages the previous run received and never acknowledged, which JetStream
     /// delivers again once its ack wait is over.
     AwaitingRedelivery {
-        /// The consumer.
+        /// The name of the service whose consumer is waiting.
         service: &'static str,
         /// How many.
         messages: usize,

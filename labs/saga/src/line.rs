@@ -12,7 +12,7 @@ pub struct OrderLine {
     pub order_id: String,
     /// The paying customer's account.
     pub customer: String,
-    /// The product.
+    /// The product's stock-keeping unit, as the inventory service knows it.
     pub sku: String,
     /// How many.
     pub quantity: i64,

@@ -42,7 +42,7 @@ impl Palette {
         }
     }
 
-    /// Bold.
+    /// Bold, uncoloured: the saga's own milestones, such as its start.
     pub fn bold(self, text: &str) -> String {
         self.paint(text, |t| t.bold().to_string())
     }

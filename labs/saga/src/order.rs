@@ -152,7 +152,7 @@ pub enum OrchestratorError {
     /// The saga is over: there is nothing to resume.
     #[error("the saga of order `{order_id}` is over ({status}): nothing to resume")]
     Over {
-        /// The order.
+        /// The id of the order whose saga has ended.
         order_id: String,
         /// How it ended.
         status: OrderStatus,
@@ -213,7 +213,7 @@ impl std::fmt::Debug for OrderService {
 /// The JSON of `GET /orders/{id}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderView {
-    /// The order.
+    /// What was ordered, as the client placed it.
     pub line: OrderLine,
     /// PENDING while its saga runs.
     pub status: OrderStatus,

@@ -41,7 +41,7 @@ pub struct CallMark {
 /// A state change, from `Event::StateTransition`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Transition {
-    /// When.
+    /// Simulated milliseconds since the run began.
     pub at: u64,
     /// The state left.
     pub from: State,
@@ -52,7 +52,7 @@ pub struct Transition {
 /// The rates the core reported at a moment (`None` while below the minimum calls).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RatePoint {
-    /// When.
+    /// Simulated milliseconds since the run began.
     pub t: u64,
     /// `Metrics::failure_rate`.
     pub failure: Option<f32>,
@@ -63,7 +63,7 @@ pub struct RatePoint {
 /// One line of the event log: a core event in words, and the event itself as JSON.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LogLine {
-    /// When.
+    /// Simulated milliseconds since the run began.
     pub t: u64,
     /// The event's serde tag (`state_transition`, `failure`…), for colouring.
     pub kind: &'static str,

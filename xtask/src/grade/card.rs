@@ -63,7 +63,7 @@ pub struct Todo {
 pub struct ScoredTest<'a> {
     /// The manifest entry.
     pub test: &'a GradedTest,
-    /// The verdict.
+    #[allow(missing_docs)]
     pub outcome: &'a Outcome,
     /// Failures recorded before this run (selects the hint step).
     pub failures_before: u32,

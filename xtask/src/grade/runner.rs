@@ -51,7 +51,7 @@ impl Outcome {
 /// One test's outcome.
 #[derive(Debug, Clone)]
 pub struct TestRun {
-    /// The verdict.
+    #[allow(missing_docs)]
     pub outcome: Outcome,
 }
 

@@ -55,7 +55,7 @@ impl Style {
         self.paint(text, |t| t.dimmed().to_string())
     }
 
-    /// Headings.
+    /// Bold, uncoloured: headings and the next step to take.
     pub fn strong(&self, text: &str) -> String {
         self.paint(text, |t| t.bold().to_string())
     }

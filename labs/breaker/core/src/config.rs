@@ -154,7 +154,7 @@ pub enum ConfigError {
     /// A backoff cap below `wait_in_open`.
     #[error("backoff max_wait ({max}) must be >= wait_in_open ({wait})")]
     BackoffCap {
-        /// The cap.
+        /// The configured `max_wait`: no wait in Open is longer (before jitter).
         max: Millis,
         /// The base wait.
         wait: Millis,

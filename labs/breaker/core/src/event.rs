@@ -52,13 +52,13 @@ pub enum TransitionReason {
 pub enum Event {
     /// The state changed.
     StateTransition {
-        /// When.
+        /// When it happened, on the core's clock.
         at: Millis,
         /// The state left.
         from: State,
         /// The state entered.
         to: State,
-        /// Why.
+        #[allow(missing_docs)]
         reason: TransitionReason,
     },
     /// A call succeeded and was recorded.
@@ -86,21 +86,21 @@ pub enum Event {
     },
     /// A call's outcome was [`Outcome::Ignored`]: nothing recorded.
     Ignored {
-        /// When.
+        /// When it happened, on the core's clock.
         at: Millis,
         /// How long the call took.
         duration: Millis,
     },
     /// A permit was handed back without an outcome (the call was cancelled).
     Released {
-        /// When.
+        /// When it happened, on the core's clock.
         at: Millis,
         /// The state that admitted the call.
         admitted_in: State,
     },
     /// A call was refused.
     Rejected {
-        /// When.
+        /// When it happened, on the core's clock.
         at: Millis,
         /// The refusal, as returned to the caller.
         rejected: Rejected,

@@ -45,25 +45,25 @@ pub enum HeadRefusal {
     /// The request line is longer than the line limit (414).
     #[error("the request line is longer than {limit} bytes")]
     RequestLineTooLong {
-        /// The limit.
+        /// The longest request line accepted, in bytes.
         limit: usize,
     },
     /// A header field line is longer than the line limit (431).
     #[error("a header field line is longer than {limit} bytes")]
     FieldLineTooLong {
-        /// The limit.
+        /// The longest header field line accepted, in bytes.
         limit: usize,
     },
     /// The whole head is larger than the head limit (431).
     #[error("the request head is larger than {limit} bytes")]
     HeadTooLarge {
-        /// The limit.
+        /// The largest request head accepted, in bytes.
         limit: usize,
     },
     /// More header fields than allowed (431).
     #[error("the request has more than {limit} header fields")]
     TooManyFields {
-        /// The limit.
+        /// The most header fields accepted.
         limit: usize,
     },
     /// A line ends in a bare LF instead of CRLF (400).

@@ -55,7 +55,7 @@ pub enum PathError {
     TooLong {
         /// The length of the refused path.
         len: usize,
-        /// The limit.
+        /// The longest path accepted, in bytes.
         max: usize,
     },
     /// A `%` not followed by two hex digits.

@@ -53,14 +53,14 @@ pub struct Command {
 pub enum Input {
     /// The step's action succeeded.
     StepSucceeded {
-        /// The step.
+        /// The step's index in the definition, as in its [`Command`].
         step: usize,
         /// The try this answers.
         attempt: u32,
     },
     /// The step's action failed.
     StepFailed {
-        /// The step.
+        /// The step's index in the definition, as in its [`Command`].
         step: usize,
         /// The try this answers.
         attempt: u32,
@@ -71,14 +71,14 @@ pub enum Input {
     },
     /// The step's compensation succeeded.
     CompensationSucceeded {
-        /// The step.
+        /// The step's index in the definition, as in its [`Command`].
         step: usize,
         /// The try this answers.
         attempt: u32,
     },
     /// The step's compensation failed.
     CompensationFailed {
-        /// The step.
+        /// The step's index in the definition, as in its [`Command`].
         step: usize,
         /// The try this answers.
         attempt: u32,

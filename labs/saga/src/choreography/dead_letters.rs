@@ -15,7 +15,7 @@ pub struct DeadLetter {
     pub service: String,
     /// The message's id.
     pub message_id: String,
-    /// The event.
+    /// The event's name (`PaymentReserved`), as the bus carried it.
     pub event: String,
     /// The last error.
     pub error: String,
@@ -56,9 +56,9 @@ pub enum RedriveError {
     /// The message still fails; it stays parked with the new error.
     #[error("{service}: `{message_id}` still fails ({error}); it stays a dead letter")]
     StillFailing {
-        /// The service.
+        /// The service whose dead letter was redriven.
         service: String,
-        /// The message.
+        /// The parked message's id.
         message_id: String,
         /// Why it failed this time.
         error: String,
