@@ -42,7 +42,7 @@ impl Palette {
         }
     }
 
-    /// Bold, uncoloured: the saga's own milestones, such as its start.
+    /// Bold, uncoloured: headings, names and the saga's own milestones (started, resumed).
     pub fn bold(self, text: &str) -> String {
         self.paint(text, |t| t.bold().to_string())
     }
