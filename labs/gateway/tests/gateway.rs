@@ -952,31 +952,9 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
     );
 }
 
-/// A `tracing` writer that keeps what it is given.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn with_the_access_log_on_each_request_gets_a_line_and_is_still_served() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("access=info")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // The test's runtime has one thread, so the gateway's tasks log to this subscriber.
-    let _log = tracing::subscriber::set_default(subscriber);
+    let (captured, _log) = capture_logs("access=info");
     let upstream = Upstream::start().await;
     let gateway = RunningGateway::start(echo_config(&upstream.url())).await;
     let client = client();
@@ -998,7 +976,7 @@ async fn with_the_access_log_on_each_request_gets_a_line_and_is_still_served() {
             .status,
         404
     );
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     for (path, status) in [("/open/ok", 200), ("/health", 200), ("/nowhere", 404)] {
         assert!(
             log.lines()

@@ -653,30 +653,9 @@ async fn a_jwks_reload_that_drops_a_kid_evicts_the_tokens_it_verified() {
 
 // --- Errors ----------------------------------------------------------------------------------
 
-/// A `tracing` writer that keeps what it is given.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_502_names_the_upstream_not_its_address() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _log = tracing::subscriber::set_default(subscriber);
+    let (captured, _log) = capture_logs("warn");
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -692,7 +671,7 @@ async fn a_502_names_the_upstream_not_its_address() {
         !detail.contains(&dead.to_string()) && !detail.contains("127.0.0.1"),
         "the client learns no internal address: {detail}"
     );
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(
         log.contains(&dead.to_string()),
         "the operator does, in the log:\n{log}"
