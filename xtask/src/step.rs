@@ -3,16 +3,16 @@
 //! Long set-up steps (a cold `cargo install` takes minutes) print a line when they start and a line
 //! with the elapsed time when they end, so a reader always knows what is happening and what failed.
 
-use std::io::IsTerminal;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use owo_colors::OwoColorize;
 
-/// Whether to color output: only on a terminal, and never when `NO_COLOR` is set.
+/// Whether to color output: only on a terminal, and never when `NO_COLOR` is set (the
+/// palette every lab's demo and the grader use).
 pub fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    lab_runtime::Palette::detect_stderr().color
 }
 
 /// Print the start of a step, run it, and print how long it took (or that it failed).

@@ -15,7 +15,7 @@ use super::manifest::{GradedTest, Manifest};
 use super::pointer::BookLinks;
 use super::runner::Outcome;
 use super::scorecard::{Timings, list_files, percent, seconds};
-use super::style::Style;
+use lab_runtime::Palette as Style;
 
 /// A one-line entry is cut to this many characters, so it does not wrap on a terminal.
 const LINE_WIDTH: usize = 100;

@@ -29,7 +29,6 @@ mod progress;
 mod reference;
 mod runner;
 mod scorecard;
-mod style;
 mod tamper;
 mod watch;
 
@@ -46,8 +45,8 @@ use self::manifest::{GradedTest, LabManifest};
 use self::pointer::BookLinks;
 use self::runner::{Outcome, TestRun};
 use self::scorecard::Timings;
-use self::style::Style;
 use self::tamper::TamperCheck;
+use lab_runtime::Palette as Style;
 
 /// Arguments of `cargo xtask grade`.
 #[derive(clap::Args, Debug)]

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::manifest::Manifest;
-use super::style::Style;
 use super::tamper::{Change, TamperCheck};
+use lab_runtime::Palette as Style;
 
 /// The title line of a lab's scorecard.
 pub fn render_header(manifest: &Manifest, style: Style) -> String {

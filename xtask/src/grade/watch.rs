@@ -8,8 +8,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::style::Style;
 use super::{CardArgs, Limits, grade_once, manifest};
+use lab_runtime::Palette as Style;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
 

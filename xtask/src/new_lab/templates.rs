@@ -339,10 +339,10 @@ publish.workspace = true
 [dependencies]
 {core}.workspace = true
 lab-http.workspace = true
+lab-runtime.workspace = true
 anyhow.workspace = true
 axum.workspace = true
 clap.workspace = true
-owo-colors.workspace = true
 serde.workspace = true
 serde_json.workspace = true
 tokio.workspace = true
@@ -384,31 +384,29 @@ const LAB_MAIN: &str = r#"//! The {title} lab's demo: `cargo run -p {lab}`.
 //! a reader sees the machine work before reading its code. `--role service --port N` serves
 //! the lab's router instead. Output has colours only on a terminal and never with `NO_COLOR`.
 
-use std::io::IsTerminal;
-
 use clap::{Parser, ValueEnum};
-use owo_colors::OwoColorize;
+use lab_runtime::cli::{Role as LabRole, RoleArgs};
+use lab_runtime::{Narrator, Palette};
 use {core_snake}::{Input, Machine, Millis, Timer};
 
 /// Which part of the lab to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 enum Role {
     /// The narrated demo (the default).
+    #[default]
     Demo,
     /// The lab's HTTP service alone, on `--port`.
     Service,
 }
 
+impl LabRole for Role {}
+
 /// The lab's command line.
 #[derive(Parser, Debug)]
 #[command(about = "The {title} lab")]
 struct Args {
-    /// What to run.
-    #[arg(long, value_enum, default_value_t = Role::Demo)]
-    role: Role,
-    /// The port `--role service` listens on (loopback).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
+    #[command(flatten)]
+    run: RoleArgs<Role>,
 }
 
 #[tokio::main]
@@ -418,52 +416,41 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(colour())
+        .with_ansi(Palette::detect_stderr().color)
         .init();
     let args = Args::parse();
-    match args.role {
-        Role::Demo => demo(),
-        Role::Service => serve(args.port).await,
+    match args.run.role() {
+        Role::Demo => demo(Narrator::detect()),
+        Role::Service => serve(args.run.port()).await,
     }
 }
 
-/// Colours only on a terminal, and never with `NO_COLOR`.
-fn colour() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
-}
-
-fn demo() -> anyhow::Result<()> {
+fn demo(narrator: Narrator) -> anyhow::Result<()> {
     let mut timer = Timer::new();
     let script = [
         (Millis(0), "arm for 1.5 s", Some(Input::Arm { after: Millis(1_500) })),
         (Millis(1_000), "the clock reaches 1 s", None),
         (Millis(2_000), "the clock reaches 2 s", None),
     ];
+    println!("{}", narrator.step("A one-shot timer on a simulated clock"));
     for (now, what, input) in script {
         match input {
             Some(input) => timer.handle_input(now, input)?,
             None => timer.handle_timeout(now),
         }
-        let mut line = format!("{:>7}  {what}", format!("{now}"));
+        let mut line = what.to_owned();
         while let Some(fired) = timer.poll_output() {
             line.push_str(&format!("  → fired (deadline {})", fired.at));
         }
-        if colour() {
-            println!("{}", line.bold());
-        } else {
-            println!("{line}");
-        }
+        println!("{}", narrator.at(now, "timer", &line));
     }
     Ok(())
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {address} ({error}); choose another with --port"))?;
+    let listener = lab_runtime::serve::bind_loopback(port).await?;
     println!("{kebab} on http://{}", listener.local_addr()?);
-    axum::serve(listener, {lab_snake}::router()).await?;
+    lab_runtime::serve::serve(listener, {lab_snake}::router(), lab_runtime::serve::ctrl_c()).await?;
     Ok(())
 }
 "#;
