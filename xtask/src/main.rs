@@ -73,6 +73,9 @@ enum Command {
         /// The book page the lab belongs to; its fragment is included at the end of it.
         #[arg(long)]
         chapter: PathBuf,
+        /// The core crate's name when `NAME-core` is taken (it must end in `-core`).
+        #[arg(long)]
+        core: Option<String>,
     },
     /// Run a lab's cargo-fuzz targets (e.g. `cargo xtask fuzz gateway --seconds 60`).
     Fuzz {
@@ -123,7 +126,11 @@ fn run() -> Result<()> {
         Command::Test => test::run(&root),
         Command::Tidy => tidy::run(&root),
         Command::Grade(args) => grade::run(&args),
-        Command::NewLab { name, chapter } => new_lab::run(&root, &name, &chapter),
+        Command::NewLab {
+            name,
+            chapter,
+            core,
+        } => new_lab::run(&root, &name, core.as_deref(), &chapter),
         Command::Fuzz { lab, seconds } => fuzz::run(&lab, seconds),
         Command::Mutants(args) => mutants::run(&root, &args),
         Command::Bench {

@@ -28,6 +28,9 @@ pub struct Names {
     pub snake: String,
     /// `Event sourcing`: headings.
     pub title: String,
+    /// `event-sourcing-core`: the core crate, unless `--core` names it otherwise (a lab called
+    /// `tracing` cannot have a core called `tracing-core`, a crate the workspace already uses).
+    pub core: String,
 }
 
 impl Names {
@@ -52,6 +55,22 @@ impl Names {
             kebab: name.to_owned(),
             snake: name.replace('-', "_"),
             title,
+            core: format!("{name}-core"),
+        })
+    }
+
+    /// The same names with the core crate called `core` (lower-case words joined by `-`,
+    /// ending in `-core`, which is how tidy finds the crates that must implement `Machine`).
+    pub fn with_core(self, core: &str) -> Result<Names> {
+        let words = Names::parse(core)?;
+        if !core.ends_with("-core") {
+            bail!(
+                "`{core}` is not a core crate's name: end it in `-core`, such as `trace-context-core`"
+            );
+        }
+        Ok(Names {
+            core: words.kebab,
+            ..self
         })
     }
 
@@ -62,7 +81,12 @@ impl Names {
 
     /// The core crate, `<name>-core`.
     pub fn core_crate(&self) -> String {
-        format!("{}-core", self.kebab)
+        self.core.clone()
+    }
+
+    /// The core crate as a Rust path, `event_sourcing_core`.
+    pub fn core_snake(&self) -> String {
+        self.core.replace('-', "_")
     }
 }
 
@@ -158,8 +182,11 @@ fn add_to_summary(summary: &str, names: &Names, chapter: &str) -> Result<String>
 }
 
 /// Writes the skeleton for `name` into the workspace at `root`, beside the chapter `chapter`.
-pub fn run(root: &Path, name: &str, chapter: &Path) -> Result<()> {
-    let names = Names::parse(name)?;
+pub fn run(root: &Path, name: &str, core: Option<&str>, chapter: &Path) -> Result<()> {
+    let names = match core {
+        Some(core) => Names::parse(name)?.with_core(core)?,
+        None => Names::parse(name)?,
+    };
     let chapter = chapter
         .strip_prefix("book/src")
         .unwrap_or(chapter)
@@ -180,7 +207,7 @@ pub fn run(root: &Path, name: &str, chapter: &Path) -> Result<()> {
     for krate in [names.lab_crate(), names.core_crate()] {
         if taken.contains(&krate) {
             bail!(
-                "a crate named `{krate}` is already in Cargo.lock: name the lab otherwise (for example `distributed-{}`)",
+                "a crate named `{krate}` is already in Cargo.lock: name the lab otherwise (for example `distributed-{}`), or its core with `--core`",
                 names.kebab
             );
         }

@@ -27,7 +27,7 @@ fn value(placeholder: &str, names: &Names, chapter: &str) -> String {
     match placeholder {
         "{lab_snake}" => format!("lab_{}", names.snake),
         "{lab}" => names.lab_crate(),
-        "{core_snake}" => format!("{}_core", names.snake),
+        "{core_snake}" => names.core_snake(),
         "{core}" => names.core_crate(),
         "{kebab}" => names.kebab.clone(),
         "{snake}" => names.snake.clone(),

@@ -104,3 +104,44 @@ fn the_solution_page_is_listed_right_under_its_chapter() {
     );
     assert!(add_to_summary(summary, &names, "patterns/nowhere.md").is_err());
 }
+
+#[test]
+fn a_lab_may_name_its_core_otherwise_when_the_default_is_taken() {
+    let names = Names::parse("tracing")
+        .and_then(|names| names.with_core("trace-context-core"))
+        .expect("a valid core name");
+    assert_eq!(names.lab_crate(), "lab-tracing");
+    assert_eq!(names.core_crate(), "trace-context-core");
+    assert_eq!(names.core_snake(), "trace_context_core");
+    let files = skeleton(&names, "patterns/distributed-tracing.md");
+    let core_manifest = files
+        .iter()
+        .find(|file| file.path.ends_with("labs/tracing/core/Cargo.toml"))
+        .expect("the core's manifest");
+    assert!(
+        core_manifest
+            .contents
+            .contains("name = \"trace-context-core\"")
+    );
+    assert!(
+        files
+            .iter()
+            .any(|file| file.contents.contains("use trace_context_core::")),
+        "Rust paths use the core's own name"
+    );
+    assert!(
+        files
+            .iter()
+            .all(|file| !file.contents.contains("tracing_core")
+                && !file.contents.contains("tracing-core")),
+        "nothing names the taken crate"
+    );
+    for bad in ["trace-context", "Trace-core", "core"] {
+        assert!(
+            Names::parse("tracing")
+                .and_then(|names| names.with_core(bad))
+                .is_err(),
+            "`{bad}` must be refused as a core's name"
+        );
+    }
+}
