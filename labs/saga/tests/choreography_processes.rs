@@ -22,11 +22,13 @@ use lab_saga::choreography;
 use lab_saga::line::OrderLine;
 use lab_saga::order::OrderView;
 use lab_saga::system::{Options, Place, Seed, System, fresh_dir, order_line};
-use lab_test_support::LoggedChild;
+use lab_test_support::{LoggedChild, start_listening};
 use saga_core::OrderStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
-const STARTUP: Duration = Duration::from_secs(20);
+/// How many pauses of [`lab_test_support::wait::PAUSE`] (20 ms) a service gets to start
+/// listening: 20 s.
+const STARTUP_TRIES: u32 = 1_000;
 const SETTLE: Duration = Duration::from_secs(90);
 /// The consumers' ack wait: short, so the redelivery after the crash comes soon.
 const ACK_WAIT_SECS: &str = "2";
@@ -55,19 +57,15 @@ impl Processes {
     /// Starts `--role role --style choreography` on a free port, waits until it listens,
     /// and returns its base URL.
     fn start(&mut self, role: &str) -> String {
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|listener| listener.local_addr())
-                .unwrap()
-                .port();
-            let log = self
-                .root
-                .join(format!("{role}-{}.log", self.logs.len() + 1));
-            self.logs.push(log.clone());
+        let (root, data, nats_url) = (self.root.clone(), self.data(), self.nats_url.clone());
+        let logs = &mut self.logs;
+        let service = start_listening(role, STARTUP_TRIES, |port| {
+            let log = root.join(format!("{role}-{}.log", logs.len() + 1));
+            logs.push(log.clone());
             let mut command = Command::new(BIN);
             for name in [
-                "SAGA_ROLE",
-                "SAGA_PORT",
+                "LAB_ROLE",
+                "LAB_PORT",
                 "SAGA_STYLE",
                 "SAGA_DATA_DIR",
                 "RUST_LOG",
@@ -78,38 +76,19 @@ impl Processes {
                 .args(["--role", role, "--style", "choreography", "--port"])
                 .arg(port.to_string())
                 .arg("--data-dir")
-                .arg(self.data())
+                .arg(&data)
                 .args(["--ack-wait-secs", ACK_WAIT_SECS])
-                .env("NATS_URL", &self.nats_url)
+                .env("NATS_URL", &nats_url)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null());
-            let mut child = LoggedChild::spawn(command, log.clone());
-            let listening = format!("on http://127.0.0.1:{port}");
-            let deadline = Instant::now() + STARTUP;
-            loop {
-                let output = child.output();
-                if output.contains(&listening) {
-                    self.running.push(Service {
-                        role: role.to_owned(),
-                        child,
-                    });
-                    return format!("http://127.0.0.1:{port}");
-                }
-                if let Some(status) = child.try_wait() {
-                    assert!(
-                        output.contains("cannot listen"),
-                        "{role} exited ({status}) before listening:\n{output}"
-                    );
-                    break;
-                }
-                if Instant::now() > deadline {
-                    drop(child);
-                    panic!("{role} did not listen within {STARTUP:?}:\n{output}");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("{role}: no free port after five tries");
+            LoggedChild::spawn(command, log)
+        });
+        let url = service.base_url();
+        self.running.push(Service {
+            role: role.to_owned(),
+            child: service.child,
+        });
+        url
     }
 
     fn pid(&self, role: &str) -> u32 {
@@ -263,13 +242,14 @@ async fn sigkill_of_choreographed_services_mid_saga_loses_no_order_and_does_noth
     processes.start("inventory");
     let order = processes.start("order");
     if unacknowledged > 0 {
-        let deadline = Instant::now() + STARTUP;
+        let mut tries = 0;
         while !processes
             .log_of("inventory")
             .contains("JetStream delivers them again once its ack wait")
         {
+            tries += 1;
             assert!(
-                Instant::now() < deadline,
+                tries < STARTUP_TRIES,
                 "{unacknowledged} unacknowledged messages, but the restarted inventory does not say it waits for them:\n{}",
                 processes.log_of("inventory")
             );
