@@ -22,7 +22,7 @@ use lab_saga::choreography;
 use lab_saga::line::OrderLine;
 use lab_saga::order::OrderView;
 use lab_saga::system::{Options, Place, Seed, System, fresh_dir, order_line};
-use lab_test_support::{LoggedChild, start_listening};
+use lab_test_support::Services;
 use saga_core::OrderStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
@@ -34,34 +34,23 @@ const SETTLE: Duration = Duration::from_secs(90);
 const ACK_WAIT_SECS: &str = "2";
 const ORDERS: usize = 12;
 
-/// One running service.
-struct Service {
-    role: String,
-    child: LoggedChild,
-}
-
-/// The test's child processes: SIGKILLed and reaped when dropped (also when an assertion
-/// failed), with their logs printed if the test is failing.
+/// The test's child processes, on the shared [`Services`] group: SIGKILLed and reaped when
+/// dropped (also when an assertion failed), with their logs printed if the test is failing.
 struct Processes {
-    root: PathBuf,
+    services: Services,
     nats_url: String,
-    running: Vec<Service>,
-    logs: Vec<PathBuf>,
 }
 
 impl Processes {
     fn data(&self) -> PathBuf {
-        self.root.join("data")
+        self.services.root().join("data")
     }
 
     /// Starts `--role role --style choreography` on a free port, waits until it listens,
     /// and returns its base URL.
     fn start(&mut self, role: &str) -> String {
-        let (root, data, nats_url) = (self.root.clone(), self.data(), self.nats_url.clone());
-        let logs = &mut self.logs;
-        let service = start_listening(role, STARTUP_TRIES, |port| {
-            let log = root.join(format!("{role}-{}.log", logs.len() + 1));
-            logs.push(log.clone());
+        let (data, nats_url) = (self.data(), self.nats_url.clone());
+        self.services.start(role, STARTUP_TRIES, |port| {
             let mut command = Command::new(BIN);
             for name in [
                 "LAB_ROLE",
@@ -81,54 +70,26 @@ impl Processes {
                 .env("NATS_URL", &nats_url)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null());
-            LoggedChild::spawn(command, log)
-        });
-        let url = service.base_url();
-        self.running.push(Service {
-            role: role.to_owned(),
-            child: service.child,
-        });
-        url
+            command
+        })
     }
 
     fn pid(&self, role: &str) -> u32 {
-        self.running
-            .iter()
-            .find(|service| service.role == role)
-            .unwrap()
-            .child
-            .id()
+        self.services.get(role).id()
     }
 
     fn log_of(&self, role: &str) -> String {
-        let service = self.running.iter().find(|s| s.role == role).unwrap();
-        service.child.output()
+        self.services.get(role).output()
     }
 
     /// SIGKILL (`Child::kill` on Unix) and reap.
     fn kill(&mut self, role: &str) {
-        let index = self.running.iter().position(|s| s.role == role).unwrap();
-        self.running.remove(index).child.kill();
+        self.services.kill(role);
     }
 
     /// SIGKILLs and reaps every service still running.
     fn kill_all(&mut self) {
-        self.running.clear();
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        self.kill_all();
-        if std::thread::panicking() {
-            for log in &self.logs {
-                let output = std::fs::read_to_string(log).unwrap_or_default();
-                eprintln!("──── {} ────\n{output}", log.display());
-            }
-            eprintln!("(data kept in {})", self.root.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
+        self.services.kill_all();
     }
 }
 
@@ -184,10 +145,8 @@ async fn sigkill_of_choreographed_services_mid_saga_loses_no_order_and_does_noth
     ));
     fresh_dir(&root).unwrap();
     let mut processes = Processes {
-        root,
+        services: Services::new(root),
         nats_url: nats_url.clone(),
-        running: Vec::new(),
-        logs: Vec::new(),
     };
     let data = processes.data();
     processes.start("payment");

@@ -24,7 +24,7 @@ use lab_saga::order::OrderView;
 use lab_saga::participant::Participant;
 use lab_saga::system::{CUSTOMER, Options, Place, SKU, System, fresh_dir, order_line};
 use lab_saga::{db::Storage, inventory, payment, shipping};
-use lab_test_support::{LoggedChild, start_listening, wait_until_async};
+use lab_test_support::{Services, wait_until_async};
 use rusqlite::OptionalExtension;
 use saga_core::{Event, OrderStatus};
 
@@ -78,97 +78,51 @@ fn send_signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid} failed: {status}");
 }
 
-/// One running service.
-struct Service {
-    name: String,
-    child: LoggedChild,
-}
-
-/// The child processes of one test. Dropping it SIGKILLs and reaps whatever still runs
-/// (also when an assertion failed), prints the services' logs if the test is failing, and
-/// removes the scratch directory if it passed.
+/// The child processes of one test, on the shared [`Services`] group: dropping it SIGKILLs
+/// and reaps whatever still runs (also when an assertion failed), prints the services' logs
+/// if the test is failing, and removes the scratch directory if it passed.
 struct Processes {
-    root: PathBuf,
-    running: Vec<Service>,
-    logs: Vec<PathBuf>,
+    services: Services,
 }
 
 impl Processes {
     fn new(name: &str) -> Processes {
         Processes {
-            root: scratch(name),
-            running: Vec::new(),
-            logs: Vec::new(),
+            services: Services::new(scratch(name)),
         }
     }
 
     fn data(&self) -> PathBuf {
-        self.root.join("data")
+        self.services.root().join("data")
     }
 
     /// Starts `--role role` on a free port with the data directory, waits until it listens
     /// and returns its base URL. Its stdout and stderr go to a log file in the scratch
     /// directory (a pipe nobody reads would block the narrating order service).
     fn start(&mut self, role: &str, extra: &[&str]) -> String {
-        let (root, data) = (self.root.clone(), self.data());
-        let logs = &mut self.logs;
-        let service = start_listening(role, STARTUP_TRIES, |port| {
-            let log_path = root.join(format!("{role}-{}.log", logs.len() + 1));
-            logs.push(log_path.clone());
+        let data = self.data();
+        self.services.start(role, STARTUP_TRIES, |port| {
             let mut command = lab_saga();
             command
                 .args(["--role", role, "--port", &port.to_string(), "--data-dir"])
                 .arg(&data)
                 .args(extra);
-            LoggedChild::spawn(command, log_path)
-        });
-        let url = service.base_url();
-        self.running.push(Service {
-            name: role.to_owned(),
-            child: service.child,
-        });
-        url
-    }
-
-    fn service(&self, name: &str) -> &Service {
-        self.running
-            .iter()
-            .find(|service| service.name == name)
-            .unwrap_or_else(|| panic!("{name} is not running"))
+            command
+        })
     }
 
     fn signal(&self, name: &str, signal: &str) {
-        send_signal(self.service(name).child.id(), signal);
+        send_signal(self.services.get(name).id(), signal);
     }
 
     /// SIGKILLs the service (`Child::kill` sends SIGKILL on Unix) and reaps it.
     fn kill(&mut self, name: &str) -> ExitStatus {
-        let index = self
-            .running
-            .iter()
-            .position(|service| service.name == name)
-            .unwrap_or_else(|| panic!("{name} is not running"));
-        self.running.remove(index).child.kill()
+        self.services.kill(name)
     }
 
     /// SIGKILLs and reaps every service still running.
     fn kill_all(&mut self) {
-        self.running.clear();
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        self.kill_all();
-        if std::thread::panicking() {
-            for log in &self.logs {
-                let output = std::fs::read_to_string(log).unwrap_or_default();
-                eprintln!("──── {} ────\n{output}", log.display());
-            }
-            eprintln!("(data kept in {})", self.root.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
+        self.services.kill_all();
     }
 }
 
