@@ -81,10 +81,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to standard error, coloured only on a terminal without NO_COLOR, so the
+    // narrated timeline on standard output stays clean in a pipe.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(Palette::detect_stderr().color)
         .init();
     let args = Args::parse();
     anyhow::ensure!(

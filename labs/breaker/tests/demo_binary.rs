@@ -1,5 +1,5 @@
 //! The `lab-breaker` binary as a reader runs it: the demo's opening in a pipe (plain text,
-//! pinned by a snapshot with its ports normalised), and one role started alone from the
+//! pinned by a snapshot with its ports normalised, its logs on standard error), and one role started alone from the
 //! environment (`LAB_ROLE`, `LAB_PORT`), listening where it was told.
 //!
 //! The demo runs fast (`--speed 30`, one second of scenario) and nothing here asserts how
@@ -37,10 +37,25 @@ fn lab_breaker() -> Command {
 #[test]
 fn the_demo_in_a_pipe_opens_plainly_with_its_settings() {
     let mut command = lab_breaker();
-    command.args(["--speed", "30", "--duration", "1", "--no-compare"]);
+    command
+        .args(["--speed", "30", "--duration", "1", "--no-compare"])
+        .env("RUST_LOG", "debug");
     let output = command.output().unwrap();
     let raw = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "{raw}");
+    let errors = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{raw}\n{errors}");
+    assert!(
+        !raw.contains("DEBUG"),
+        "logs go to standard error, not into the timeline:\n{raw}"
+    );
+    assert!(
+        errors.contains("DEBUG"),
+        "the logs asked for are there:\n{errors}"
+    );
+    assert!(
+        !errors.contains('\u{1b}'),
+        "no escape codes in piped logs:\n{errors:?}"
+    );
     assert!(
         !raw.contains('\u{1b}'),
         "no escape codes in a pipe:\n{raw:?}"
