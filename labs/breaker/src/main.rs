@@ -8,19 +8,21 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use lab_breaker::narration::{self, Palette};
 use lab_breaker::order::{self, OrderClient};
 use lab_breaker::payment::{self, Behaviour, PaymentState};
 use lab_breaker::scenario::{self, Scenario};
 use lab_breaker::transport::HttpTransport;
-use tokio::net::TcpListener;
+use lab_runtime::Narrator;
+use lab_runtime::cli::RoleArgs;
+use lab_runtime::serve::{self, Running};
 
 /// Which part of the lab to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 enum Role {
     /// Both services and the scripted scenario, narrated (the default).
+    #[default]
     Demo,
     /// Only the payment upstream (change it with `POST /admin/behaviour`).
     Payment,
@@ -28,18 +30,26 @@ enum Role {
     Order,
 }
 
+impl lab_runtime::cli::Role for Role {
+    /// The payment service listens on 4004 (where the order client looks for it); the demo
+    /// and the order client's `/metrics` take any free port.
+    fn default_port(self) -> u16 {
+        match self {
+            Role::Payment => 4004,
+            Role::Demo | Role::Order => 0,
+        }
+    }
+}
+
 /// The circuit breaker lab: a payment service that fails on cue and an order client that
 /// survives it.
 #[derive(Debug, Parser)]
 #[command(name = "lab-breaker", version, about, long_about = None)]
 struct Args {
-    /// What to run.
-    #[arg(long, value_enum, default_value_t = Role::Demo, env = "BREAKER_ROLE")]
-    role: Role,
-    /// Port to listen on: the payment service (0 means 4004), or the order client's /metrics
-    /// (0 picks a free port).
-    #[arg(long, default_value_t = 0, env = "BREAKER_PORT")]
-    port: u16,
+    /// What to run, and the port of the payment service (0 means 4004) or of the order
+    /// client's /metrics (0 picks a free port).
+    #[command(flatten)]
+    run: RoleArgs<Role>,
     /// The payment service the order client calls (role order).
     #[arg(long, default_value = "127.0.0.1:4004", env = "BREAKER_UPSTREAM")]
     upstream: SocketAddr,
@@ -71,10 +81,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to standard error, coloured only on a terminal without NO_COLOR, so the
+    // narrated timeline on standard output stays clean in a pipe.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(Palette::detect_stderr().color)
         .init();
     let args = Args::parse();
     anyhow::ensure!(
@@ -86,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         args.rate > 0 && args.rate <= 1000,
         "--rate must be in 1..=1000"
     );
-    match args.role {
+    match args.run.role() {
         Role::Demo => demo(&args).await,
         Role::Payment => serve_payment(&args).await,
         Role::Order => serve_order(&args).await,
@@ -101,29 +115,23 @@ fn scenario_from(args: &Args) -> Scenario {
     scenario
 }
 
-/// Serves `router` on 127.0.0.1:`port` in the background; returns the address.
-async fn spawn_server(router: axum::Router, port: u16) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
-    let address = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "server stopped");
-        }
-    });
-    Ok(address)
+/// Serves `router` on 127.0.0.1:`port` (0: any free port) in the background.
+async fn spawn_server(router: axum::Router, port: u16) -> anyhow::Result<Running> {
+    let listener = serve::bind_loopback(port).await?;
+    Ok(serve::spawn_on(listener, router)?)
 }
 
 async fn demo(args: &Args) -> anyhow::Result<()> {
-    let palette = Palette::detect();
+    let narrator = Narrator::detect();
+    let palette = narrator.palette();
     let scenario = scenario_from(args);
     let real_secs = scenario
         .real(breaker_core_secs(scenario.duration_secs))
         .as_secs_f64();
 
     // Run 1: with the breaker. A fresh payment service per run, same seed: same story.
-    let payment = spawn_server(payment::router(PaymentState::new(args.seed)), 0).await?;
+    let payment_server = spawn_server(payment::router(PaymentState::new(args.seed)), 0).await?;
+    let payment = payment_server.addr;
     let breaker = scenario.new_breaker()?;
     let order_client = OrderClient::new(
         HttpTransport::new(payment),
@@ -131,7 +139,8 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
         scenario.real(scenario.timeout),
         scenario.retries,
     );
-    let order = spawn_server(order::router(order_client), args.port).await?;
+    let order_server = spawn_server(order::router(order_client), args.run.port()).await?;
+    let order = order_server.addr;
     println!(
         "payment service on http://{payment}   order client metrics on http://{order}/metrics"
     );
@@ -148,8 +157,7 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
             lab_breaker::breaker_core::WindowKind::TimeBased { seconds } => seconds,
         },
     );
-    println!();
-    println!("With a circuit breaker");
+    println!("{}", narrator.step("With a circuit breaker"));
     println!("{}", narration::header(palette));
     let with = scenario::run(
         HttpTransport::new(payment),
@@ -164,14 +172,16 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
         "{}",
         narration::render_summary("Summary, with a breaker", &with.summary, palette)
     );
+    order_server.stop().await;
+    payment_server.stop().await;
     if args.no_compare {
         return Ok(());
     }
 
     // Run 2: the same scenario with nothing between the client and the failing service.
-    let payment = spawn_server(payment::router(PaymentState::new(args.seed)), 0).await?;
-    println!();
-    println!("The same scenario without a breaker");
+    let payment_server = spawn_server(payment::router(PaymentState::new(args.seed)), 0).await?;
+    let payment = payment_server.addr;
+    println!("{}", narrator.step("The same scenario without a breaker"));
     println!("{}", narration::header(palette));
     let without = scenario::run(HttpTransport::new(payment), &scenario, None, |row| {
         print_live(&narration::render_row(row, palette));
@@ -183,6 +193,7 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
         "{}",
         narration::render_comparison(&with.summary, &without.summary, palette)
     );
+    payment_server.stop().await;
     Ok(())
 }
 
@@ -201,18 +212,19 @@ async fn serve_payment(args: &Args) -> anyhow::Result<()> {
         failure_rate_percent: args.failure_rate.min(100),
         latency_ms: args.latency_ms,
     };
-    let port = if args.port == 0 { 4004 } else { args.port };
-    let address = spawn_server(
-        payment::router(PaymentState::with_behaviour(args.seed, behaviour)),
-        port,
-    )
-    .await?;
+    let listener = serve::bind_loopback(args.run.port()).await?;
+    let address = listener.local_addr()?;
     println!("payment service on http://{address}  ({behaviour:?})");
     println!(
         "break it:  curl -X POST http://{address}/admin/behaviour -H 'content-type: application/json' \
          -d '{{\"failure_rate_percent\":100,\"latency_ms\":1000}}'"
     );
-    tokio::signal::ctrl_c().await?;
+    serve::serve(
+        listener,
+        payment::router(PaymentState::with_behaviour(args.seed, behaviour)),
+        serve::ctrl_c(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -228,7 +240,8 @@ async fn serve_order(args: &Args) -> anyhow::Result<()> {
         scenario.real(scenario.timeout),
         scenario.retries,
     );
-    let address = spawn_server(order::router(client), args.port).await?;
+    let server = spawn_server(order::router(client), args.run.port()).await?;
+    let address = server.addr;
     println!(
         "order client on http://{address} (metrics at /metrics), calling payment at {}",
         args.upstream
@@ -246,5 +259,6 @@ async fn serve_order(args: &Args) -> anyhow::Result<()> {
         "{}",
         narration::render_summary("Summary", &report.summary, palette)
     );
+    server.stop().await;
     Ok(())
 }

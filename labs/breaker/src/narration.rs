@@ -3,12 +3,12 @@
 //! Rendering is kept apart from driving so it is a pure function of numbers:
 //! the demo prints it live with colors, the snapshot test renders the very same
 //! lines without them. Colors are a [`Palette`] decision made once, at the
-//! edge (a terminal that wants them and no `NO_COLOR`), never deep inside.
+//! edge (a terminal that wants them and no `NO_COLOR`), never deep inside: the palette is
+//! `lab-runtime`'s, the same for every lab.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 
-use owo_colors::OwoColorize;
+pub use lab_runtime::palette::{Palette, Tone};
 use serde::Serialize;
 
 /// What happened during one second of the scenario (calls are counted when they *end*).
@@ -63,51 +63,6 @@ impl Summary {
     }
 }
 
-/// Whether to paint the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Palette {
-    colored: bool,
-}
-
-impl Palette {
-    /// Plain text: for snapshots, pipes and `NO_COLOR`.
-    pub const PLAIN: Self = Self { colored: false };
-    /// ANSI colors.
-    pub const COLORED: Self = Self { colored: true };
-
-    /// Colors when stdout is a terminal and `NO_COLOR` is unset (<https://no-color.org>).
-    pub fn detect() -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self {
-            colored: !no_color && std::io::stdout().is_terminal(),
-        }
-    }
-
-    fn paint(&self, text: &str, color: Color) -> String {
-        if !self.colored {
-            return text.to_owned();
-        }
-        match color {
-            Color::Green => text.green().to_string(),
-            Color::Red => text.red().to_string(),
-            Color::Yellow => text.yellow().to_string(),
-            Color::Cyan => text.cyan().to_string(),
-            Color::Dim => text.dimmed().to_string(),
-            Color::Bold => text.bold().to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Color {
-    Green,
-    Red,
-    Yellow,
-    Cyan,
-    Dim,
-    Bold,
-}
-
 /// The width of the per-second bar, in characters.
 const BAR_WIDTH: u32 = 20;
 
@@ -115,7 +70,7 @@ const BAR_WIDTH: u32 = 20;
 pub fn header(palette: Palette) -> String {
     palette.paint(
         "   t │ calls    ok  fail  fallback │ waited │ state      │ answers",
-        Color::Bold,
+        Tone::Strong,
     )
 }
 
@@ -123,10 +78,10 @@ pub fn header(palette: Palette) -> String {
 pub fn render_row(row: &SecondRow, palette: Palette) -> String {
     let state = row.state.as_deref().unwrap_or("no breaker");
     let state_color = match state {
-        "closed" => Color::Green,
-        "open" | "forced-open" => Color::Red,
-        "half-open" => Color::Yellow,
-        _ => Color::Dim,
+        "closed" => Tone::Green,
+        "open" | "forced-open" => Tone::Red,
+        "half-open" => Tone::Yellow,
+        _ => Tone::Dim,
     };
     let mut line = format!(
         "{:>3}s │ {:>5} {:>5} {} {} │ {} │ {} │ {}",
@@ -146,21 +101,21 @@ pub fn render_row(row: &SecondRow, palette: Palette) -> String {
         let _ = write!(
             line,
             "  {}",
-            palette.paint(&format!("◀ {note}"), Color::Cyan)
+            palette.paint(&format!("◀ {note}"), Tone::Cyan)
         );
     }
     line
 }
 
-fn fail_color(failed: u32) -> Color {
-    if failed > 0 { Color::Red } else { Color::Dim }
+fn fail_color(failed: u32) -> Tone {
+    if failed > 0 { Tone::Red } else { Tone::Dim }
 }
 
-fn fallback_color(fallback: u32) -> Color {
+fn fallback_color(fallback: u32) -> Tone {
     if fallback > 0 {
-        Color::Yellow
+        Tone::Yellow
     } else {
-        Color::Dim
+        Tone::Dim
     }
 }
 
@@ -181,16 +136,16 @@ fn bar(row: &SecondRow, palette: Palette) -> String {
         .min(cells(row.ok));
     format!(
         "{}{}{}",
-        palette.paint(&"█".repeat(ok as usize), Color::Green),
-        palette.paint(&"▓".repeat(failed as usize), Color::Red),
-        palette.paint(&"░".repeat(fallback as usize), Color::Yellow),
+        palette.paint(&"█".repeat(ok as usize), Tone::Green),
+        palette.paint(&"▓".repeat(failed as usize), Tone::Red),
+        palette.paint(&"░".repeat(fallback as usize), Tone::Yellow),
     )
 }
 
 /// The summary of one run, a few lines.
 pub fn render_summary(title: &str, summary: &Summary, palette: Palette) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", palette.paint(title, Color::Bold));
+    let _ = writeln!(out, "{}", palette.paint(title, Tone::Strong));
     let _ = writeln!(
         out,
         "  {} calls: {} ok, {} failed, {} answered by the fallback",
@@ -216,7 +171,7 @@ pub fn render_comparison(with: &Summary, without: &Summary, palette: Palette) ->
         "{}",
         palette.paint(
             "                                   with breaker   without breaker",
-            Color::Bold
+            Tone::Strong
         )
     );
     let rows: [(&str, String, String); 6] = [
@@ -257,7 +212,7 @@ pub fn render_comparison(with: &Summary, without: &Summary, palette: Palette) ->
                      behind the broken service, the cascading failure.",
                     format_wait(saved).trim()
                 ),
-                Color::Green
+                Tone::Green
             )
         );
     }

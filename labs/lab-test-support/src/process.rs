@@ -83,12 +83,15 @@ impl Drop for ChildGuard {
 }
 
 /// A child process whose stdout and stderr go to one log file (a pipe nobody reads could
-/// block a chatty child), killed and reaped on drop. The file stays for the caller to show.
+/// block a chatty child), or to two ([`LoggedChild::spawn_apart`]), killed and reaped on
+/// drop. The files stay for the caller to show.
 pub struct LoggedChild {
     /// The process itself.
     child: Child,
-    /// Where its output goes.
+    /// Where its output (or, apart, its stdout) goes.
     log: PathBuf,
+    /// Where its stderr goes when it is kept apart; shown with stdout if the test fails.
+    errors: Option<PathBuf>,
 }
 
 impl LoggedChild {
@@ -107,7 +110,82 @@ impl LoggedChild {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
-        Self { child, log }
+        Self {
+            child,
+            log,
+            errors: None,
+        }
+    }
+
+    /// Spawns `command` with stdout to a new file at `stdout` and stderr to one at `stderr`,
+    /// for a test that checks what goes where; both are printed if the test fails.
+    ///
+    /// # Panics
+    /// When a file cannot be created or the process cannot be started.
+    pub fn spawn_apart(mut command: Command, stdout: PathBuf, stderr: PathBuf) -> Self {
+        let create = |path: &PathBuf| {
+            File::create(path)
+                .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()))
+        };
+        let child = command
+            .stdout(create(&stdout))
+            .stderr(create(&stderr))
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+        Self {
+            child,
+            log: stdout,
+            errors: Some(stderr),
+        }
+    }
+
+    /// What it printed on stderr so far, when that was kept apart (empty otherwise).
+    pub fn errors(&self) -> String {
+        self.errors
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to `tries` pauses of [`crate::wait::PAUSE`]) until `done(output, errors)`
+    /// holds.
+    ///
+    /// # Panics
+    /// When the process exits first or every try fails, with everything it printed.
+    pub fn wait_for(&mut self, what: &str, tries: u32, done: impl Fn(&str, &str) -> bool) {
+        for attempt in 0..tries {
+            let (out, err) = (self.output(), self.errors());
+            if done(&out, &err) {
+                return;
+            }
+            if let Some(status) = self.try_wait() {
+                let (out, err) = (self.output(), self.errors());
+                panic!("exited ({status}) before {what}:\n{out}\n{err}");
+            }
+            if attempt + 1 < tries {
+                std::thread::sleep(crate::wait::PAUSE);
+            }
+        }
+        let (out, err) = (self.output(), self.errors());
+        panic!("no {what} after {tries} tries:\n{out}\n{err}");
+    }
+
+    /// Waits (up to `tries` pauses of [`crate::wait::PAUSE`]) for the process to exit by
+    /// itself, and returns its status.
+    ///
+    /// # Panics
+    /// When it is still running after every try.
+    pub fn wait_exit(&mut self, tries: u32) -> ExitStatus {
+        for attempt in 0..tries {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            if attempt + 1 < tries {
+                std::thread::sleep(crate::wait::PAUSE);
+            }
+        }
+        let (out, err) = (self.output(), self.errors());
+        panic!("still running after {tries} tries:\n{out}\n{err}");
     }
 
     /// The process id, to signal it.
@@ -142,6 +220,10 @@ impl Drop for LoggedChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.errors.is_some() && std::thread::panicking() {
+            let (out, err) = (self.output(), self.errors());
+            eprintln!("──── stdout ────\n{out}\n──── stderr ────\n{err}");
+        }
     }
 }
 
@@ -165,6 +247,38 @@ mod tests {
         let _ = std::fs::remove_file(log);
     }
     use std::process::Command;
+
+    #[test]
+    fn a_child_kept_apart_has_its_streams_in_two_files_and_its_exit_awaited() {
+        let dir = std::env::temp_dir();
+        let id = std::process::id();
+        let (out, err) = (
+            dir.join(format!("lab-test-support-apart-{id}.out")),
+            dir.join(format!("lab-test-support-apart-{id}.err")),
+        );
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo out; echo err >&2; exit 4"]);
+        let mut child = LoggedChild::spawn_apart(command, out.clone(), err.clone());
+        let status = child.wait_exit(500);
+        assert_eq!(status.code(), Some(4));
+        assert_eq!(
+            (child.output(), child.errors()),
+            ("out\n".into(), "err\n".into())
+        );
+        drop(child);
+        let _ = (std::fs::remove_file(out), std::fs::remove_file(err));
+    }
+
+    #[test]
+    #[should_panic(expected = "exited (exit status: 0) before the second line")]
+    fn waiting_for_output_fails_when_the_child_exits_first() {
+        let log =
+            std::env::temp_dir().join(format!("lab-test-support-early-{}.log", std::process::id()));
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo one"]);
+        let mut child = LoggedChild::spawn(command, log);
+        child.wait_for("the second line", 500, |out, _| out.contains("two"));
+    }
 
     #[test]
     fn collects_stdout_lines_and_reaps_the_child() {

@@ -20,7 +20,6 @@
 //! the printing, never the saga (the `out` module).
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +28,8 @@ use anyhow::Context;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use lab_runtime::cli::RoleArgs;
+use lab_runtime::serve;
 use lab_saga::bus::{Bus, NatsSettings};
 use lab_saga::choreography::{self, Choreography, Observer, Service, Settings};
 use lab_saga::db::Storage;
@@ -89,9 +90,10 @@ enum Style {
 }
 
 /// Which part of the lab to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 enum Role {
     /// All four services in this process and one narrated saga (the default).
+    #[default]
     Demo,
     /// Only the order service (default port 4100).
     Order,
@@ -103,7 +105,9 @@ enum Role {
     Shipping,
 }
 
-impl Role {
+impl lab_runtime::cli::Role for Role {
+    /// The order service on 4100 and the participants on 4101 to 4103, where the order
+    /// role's `--payment-url` and friends look for them by default.
     fn default_port(self) -> u16 {
         match self {
             Role::Demo | Role::Order => 4100,
@@ -112,7 +116,9 @@ impl Role {
             Role::Shipping => 4103,
         }
     }
+}
 
+impl Role {
     fn name(self) -> &'static str {
         match self {
             Role::Demo => "demo",
@@ -158,12 +164,10 @@ struct Args {
     /// An operator's command instead of a service.
     #[command(subcommand)]
     operator: Option<Operator>,
-    /// What to run: the whole demo, or one service alone.
-    #[arg(long, value_enum, default_value_t = Role::Demo, env = "SAGA_ROLE")]
-    role: Role,
-    /// Port of a single role (0: the role's default, 4100 to 4103).
-    #[arg(long, default_value_t = 0, env = "SAGA_PORT")]
-    port: u16,
+    /// What to run (the whole demo, or one service alone), and the port of a single role
+    /// (0: the role's default, 4100 to 4103).
+    #[command(flatten)]
+    run: RoleArgs<Role>,
     /// Role order, orchestrated: where the payment participant listens.
     #[arg(
         long,
@@ -241,13 +245,12 @@ fn seed(fail_at: FailAt) -> Seed {
 /// Warnings and errors (or `RUST_LOG`'s choice) to standard error, coloured only on a
 /// terminal without `NO_COLOR`: a saga that cannot progress says so there.
 fn init_logging() {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(!no_color && std::io::stderr().is_terminal())
+        .with_ansi(lab_runtime::Palette::detect_stderr().color)
         .init();
 }
 // ANCHOR_END: logging
@@ -263,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(operator) = &args.operator {
         return operate(operator, &dir);
     }
-    match (args.role, args.style) {
+    match (args.run.role(), args.style) {
         (Role::Demo, Style::Orchestration) => orchestration(&args, &dir, kept, palette).await,
         (Role::Demo, Style::Choreography) => choreography_demo(&args, &dir, kept, palette).await,
         (Role::Order, Style::Orchestration) => serve_order(&args, &dir, palette).await,
@@ -296,7 +299,7 @@ fn data_dir(args: &Args) -> (PathBuf, bool) {
         return (dir.clone(), true);
     }
     let root = std::env::temp_dir().join("saga-lab");
-    let dir = match (args.operator.is_some(), args.role, args.style) {
+    let dir = match (args.operator.is_some(), args.run.role(), args.style) {
         (false, Role::Demo, Style::Orchestration) => root.join("orchestration"),
         (false, Role::Demo, Style::Choreography) => root.join("choreography"),
         _ => root.join("services"),
@@ -308,7 +311,7 @@ fn data_dir(args: &Args) -> (PathBuf, bool) {
 /// Refuses a flag given on the command line that the chosen role and style would ignore.
 fn check_flags(args: &Args, matches: &ArgMatches) -> anyhow::Result<()> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let role = args.role.name();
+    let role = args.run.role().name();
     let style = match args.style {
         Style::Orchestration => "orchestration",
         Style::Choreography => "choreography",
@@ -323,7 +326,7 @@ fn check_flags(args: &Args, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if args.role == Role::Demo {
+    if args.run.role() == Role::Demo {
         anyhow::ensure!(
             !given("port"),
             "--port applies to a single --role; the demo listens on no port"
@@ -338,7 +341,7 @@ fn check_flags(args: &Args, matches: &ArgMatches) -> anyhow::Result<()> {
             "--crash-at applies to the orchestrated demo; to crash --role {role}, kill its process"
         );
     }
-    let orchestrated_order = args.role == Role::Order && args.style == Style::Orchestration;
+    let orchestrated_order = args.run.role() == Role::Order && args.style == Style::Orchestration;
     for flag in [
         "payment_url",
         "inventory_url",
@@ -361,7 +364,7 @@ fn check_flags(args: &Args, matches: &ArgMatches) -> anyhow::Result<()> {
     }
     if given("fail_at") && args.fail_at != FailAt::None {
         let target = format!("{:?}", args.fail_at).to_lowercase();
-        match args.role {
+        match args.run.role() {
             Role::Demo => {}
             Role::Order => anyhow::bail!(
                 "--fail-at seeds a participant's books, and the order service has none: give \
@@ -393,22 +396,7 @@ fn nats_url() -> Option<String> {
 /// Binds 127.0.0.1 on the role's port; a port already taken is the usual mistake (the
 /// service is running in another terminal), so the error says which.
 async fn bind(args: &Args) -> anyhow::Result<tokio::net::TcpListener> {
-    let port = if args.port == 0 {
-        args.role.default_port()
-    } else {
-        args.port
-    };
-    tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on 127.0.0.1:{port} (is it already running? --port picks another)"
-            )
-        })
-}
-
-async fn shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(serve::bind_loopback(args.run.port()).await?)
 }
 
 // ANCHOR: serve_participant
@@ -436,9 +424,7 @@ async fn serve_participant<D: Domain>(
         palette.bold(D::NAME),
     );
     say!("  books {}  (in {})", service.holdings(), dir.display());
-    axum::serve(listener, participant::router(service))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    serve::serve(listener, participant::router(service), serve::ctrl_c()).await?;
     Ok(())
 }
 // ANCHOR_END: serve_participant
@@ -511,9 +497,7 @@ async fn serve_order(args: &Args, dir: &Path, palette: Palette) -> anyhow::Resul
             say!("  {} could not resume: {error}", palette.red("⚠"));
         }
     });
-    axum::serve(listener, order::router(service))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    serve::serve(listener, order::router(service), serve::ctrl_c()).await?;
     Ok(())
 }
 // ANCHOR_END: serve_order
@@ -665,9 +649,7 @@ async fn serve_choreographed(
             ))
         );
     }
-    axum::serve(listener, router(choreography))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    serve::serve(listener, router(choreography), serve::ctrl_c()).await?;
     Ok(())
 }
 // ANCHOR_END: serve_choreographed

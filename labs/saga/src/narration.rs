@@ -1,12 +1,11 @@
 //! The demo's live sequence diagram: one line per message, in four lanes, like the guide's
 //! diagram but in the terminal.
 //!
-//! Colours are decided once, at the edge: [`Palette::detect`] paints only for a terminal
-//! without `NO_COLOR` (<https://no-color.org>); pipes, files and snapshots get plain text.
+//! Colours are decided once, at the edge: [`Palette::detect`] (`lab-runtime`'s detection)
+//! paints only for a terminal without `NO_COLOR` (<https://no-color.org>); pipes, files and
+//! snapshots get plain text.
 
-use std::io::IsTerminal;
-
-use owo_colors::OwoColorize;
+use lab_runtime::palette::Tone;
 use saga_core::{CommandKind, Event, LogEntry, SagaDefinition};
 
 use crate::choreography::Note as ChoreographyNote;
@@ -14,73 +13,65 @@ use crate::line::Reply;
 use crate::order::Note;
 use crate::system::Balances;
 
-/// Whether to paint the output, and how.
+/// `lab-runtime`'s palette under the names this demo's lines speak in: what a piece of text
+/// is in a saga (a milestone, a compensation, an alarm), each one of the shared tones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Palette {
-    colored: bool,
-}
+pub struct Palette(lab_runtime::Palette);
 
 impl Palette {
     /// Plain text: pipes, files, snapshots and `NO_COLOR`.
-    pub const PLAIN: Palette = Palette { colored: false };
+    pub const PLAIN: Palette = Palette(lab_runtime::Palette::PLAIN);
     /// ANSI colours.
-    pub const COLORED: Palette = Palette { colored: true };
+    pub const COLORED: Palette = Palette(lab_runtime::Palette::COLORED);
 
     /// Colours when standard output is a terminal and `NO_COLOR` is unset or empty.
     pub fn detect() -> Palette {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-        Palette {
-            colored: !no_color && std::io::stdout().is_terminal(),
-        }
+        Palette(lab_runtime::Palette::detect())
     }
 
-    fn paint(self, text: &str, paint: fn(&str) -> String) -> String {
-        if self.colored {
-            paint(text)
-        } else {
-            text.to_owned()
-        }
+    fn paint(self, text: &str, tone: Tone) -> String {
+        self.0.paint(text, tone)
     }
 
     /// Bold, uncoloured: headings, names and the saga's own milestones (started, resumed).
     pub fn bold(self, text: &str) -> String {
-        self.paint(text, |t| t.bold().to_string())
+        self.paint(text, Tone::Strong)
     }
     /// Red: failures and dead letters.
     pub fn red(self, text: &str) -> String {
-        self.paint(text, |t| t.red().to_string())
+        self.paint(text, Tone::Red)
     }
     /// Bold red: what an operator must look at.
     pub fn alarm(self, text: &str) -> String {
-        self.paint(text, |t| t.red().bold().to_string())
+        self.paint(text, Tone::Bad)
     }
     /// Green: success.
     pub fn green(self, text: &str) -> String {
-        self.paint(text, |t| t.green().to_string())
+        self.paint(text, Tone::Green)
     }
     /// Bold green: a saga completed.
     pub fn success(self, text: &str) -> String {
-        self.paint(text, |t| t.green().bold().to_string())
+        self.paint(text, Tone::Good)
     }
     /// Yellow: retries and waits.
     pub fn yellow(self, text: &str) -> String {
-        self.paint(text, |t| t.yellow().to_string())
+        self.paint(text, Tone::Yellow)
     }
     /// Bold yellow: a saga compensated.
     pub fn undone(self, text: &str) -> String {
-        self.paint(text, |t| t.yellow().bold().to_string())
+        self.paint(text, Tone::Warn)
     }
     /// Cyan: actions.
     pub fn cyan(self, text: &str) -> String {
-        self.paint(text, |t| t.cyan().to_string())
+        self.paint(text, Tone::Cyan)
     }
     /// Magenta: compensations.
     pub fn magenta(self, text: &str) -> String {
-        self.paint(text, |t| t.magenta().to_string())
+        self.paint(text, Tone::Magenta)
     }
     /// Dimmed: asides.
     pub fn dimmed(self, text: &str) -> String {
-        self.paint(text, |t| t.dimmed().to_string())
+        self.paint(text, Tone::Dim)
     }
 }
 

@@ -25,6 +25,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lab_runtime::clock::{Clock as _, TokioClock};
 use rusqlite::OptionalExtension;
 use saga_core::{
     Command, CommandKind, Event, FailureKind, Input, LogEntry, Millis, OrderStatus, Output, Saga,
@@ -200,8 +201,8 @@ pub struct OrderService {
     /// The sagas a task of this process is driving right now: never two drivers for one.
     running: Arc<parking_lot::Mutex<HashSet<String>>>,
     narrator: Option<Narrator>,
-    epoch: tokio::time::Instant,
-    epoch_wall: u64,
+    /// The orchestrator's clock: the wall clock's milliseconds at start, then tokio's time.
+    clock: TokioClock,
 }
 
 impl std::fmt::Debug for OrderService {
@@ -228,9 +229,6 @@ impl OrderService {
         transport: Transport,
         extra_schema: &str,
     ) -> anyhow::Result<Arc<OrderService>> {
-        let epoch_wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as u64);
         Ok(Arc::new(OrderService {
             db: db::open(storage, &format!("{SCHEMA}\n{extra_schema}"))?,
             definition: SagaDefinition::order_fulfilment(),
@@ -240,8 +238,7 @@ impl OrderService {
             commands_sent: AtomicUsize::new(0),
             running: Arc::default(),
             narrator: None,
-            epoch: tokio::time::Instant::now(),
-            epoch_wall,
+            clock: TokioClock::from_wall_clock(),
         }))
     }
 
@@ -303,7 +300,7 @@ impl OrderService {
     /// Now on the orchestrator's clock: wall time at start plus tokio's elapsed time (so a
     /// paused test clock still drives backoffs, and a restarted process continues forward).
     pub fn now(&self) -> Millis {
-        Millis(self.epoch_wall + self.epoch.elapsed().as_millis() as u64)
+        self.clock.now()
     }
 
     // ANCHOR: place_order
@@ -414,8 +411,7 @@ impl OrderService {
             }
             match saga.poll_timeout() {
                 Some(wake) => {
-                    let wait = wake.saturating_sub(self.now());
-                    tokio::time::sleep(std::time::Duration::from_millis(wait.0)).await;
+                    self.clock.sleep_until(wake).await;
                     saga.handle_timeout(self.now());
                 }
                 None => {

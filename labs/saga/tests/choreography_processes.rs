@@ -22,52 +22,39 @@ use lab_saga::choreography;
 use lab_saga::line::OrderLine;
 use lab_saga::order::OrderView;
 use lab_saga::system::{Options, Place, Seed, System, fresh_dir, order_line};
-use lab_test_support::LoggedChild;
+use lab_test_support::Services;
 use saga_core::OrderStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
-const STARTUP: Duration = Duration::from_secs(20);
+/// How many pauses of [`lab_test_support::wait::PAUSE`] (20 ms) a service gets to start
+/// listening: 20 s.
+const STARTUP_TRIES: u32 = 1_000;
 const SETTLE: Duration = Duration::from_secs(90);
 /// The consumers' ack wait: short, so the redelivery after the crash comes soon.
 const ACK_WAIT_SECS: &str = "2";
 const ORDERS: usize = 12;
 
-/// One running service.
-struct Service {
-    role: String,
-    child: LoggedChild,
-}
-
-/// The test's child processes: SIGKILLed and reaped when dropped (also when an assertion
-/// failed), with their logs printed if the test is failing.
+/// The test's child processes, on the shared [`Services`] group: SIGKILLed and reaped when
+/// dropped (also when an assertion failed), with their logs printed if the test is failing.
 struct Processes {
-    root: PathBuf,
+    services: Services,
     nats_url: String,
-    running: Vec<Service>,
-    logs: Vec<PathBuf>,
 }
 
 impl Processes {
     fn data(&self) -> PathBuf {
-        self.root.join("data")
+        self.services.root().join("data")
     }
 
     /// Starts `--role role --style choreography` on a free port, waits until it listens,
     /// and returns its base URL.
     fn start(&mut self, role: &str) -> String {
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|listener| listener.local_addr())
-                .unwrap()
-                .port();
-            let log = self
-                .root
-                .join(format!("{role}-{}.log", self.logs.len() + 1));
-            self.logs.push(log.clone());
+        let (data, nats_url) = (self.data(), self.nats_url.clone());
+        self.services.start(role, STARTUP_TRIES, |port| {
             let mut command = Command::new(BIN);
             for name in [
-                "SAGA_ROLE",
-                "SAGA_PORT",
+                "LAB_ROLE",
+                "LAB_PORT",
                 "SAGA_STYLE",
                 "SAGA_DATA_DIR",
                 "RUST_LOG",
@@ -78,78 +65,31 @@ impl Processes {
                 .args(["--role", role, "--style", "choreography", "--port"])
                 .arg(port.to_string())
                 .arg("--data-dir")
-                .arg(self.data())
+                .arg(&data)
                 .args(["--ack-wait-secs", ACK_WAIT_SECS])
-                .env("NATS_URL", &self.nats_url)
+                .env("NATS_URL", &nats_url)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null());
-            let mut child = LoggedChild::spawn(command, log.clone());
-            let listening = format!("on http://127.0.0.1:{port}");
-            let deadline = Instant::now() + STARTUP;
-            loop {
-                let output = child.output();
-                if output.contains(&listening) {
-                    self.running.push(Service {
-                        role: role.to_owned(),
-                        child,
-                    });
-                    return format!("http://127.0.0.1:{port}");
-                }
-                if let Some(status) = child.try_wait() {
-                    assert!(
-                        output.contains("cannot listen"),
-                        "{role} exited ({status}) before listening:\n{output}"
-                    );
-                    break;
-                }
-                if Instant::now() > deadline {
-                    drop(child);
-                    panic!("{role} did not listen within {STARTUP:?}:\n{output}");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("{role}: no free port after five tries");
+            command
+        })
     }
 
     fn pid(&self, role: &str) -> u32 {
-        self.running
-            .iter()
-            .find(|service| service.role == role)
-            .unwrap()
-            .child
-            .id()
+        self.services.get(role).id()
     }
 
     fn log_of(&self, role: &str) -> String {
-        let service = self.running.iter().find(|s| s.role == role).unwrap();
-        service.child.output()
+        self.services.get(role).output()
     }
 
     /// SIGKILL (`Child::kill` on Unix) and reap.
     fn kill(&mut self, role: &str) {
-        let index = self.running.iter().position(|s| s.role == role).unwrap();
-        self.running.remove(index).child.kill();
+        self.services.kill(role);
     }
 
     /// SIGKILLs and reaps every service still running.
     fn kill_all(&mut self) {
-        self.running.clear();
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        self.kill_all();
-        if std::thread::panicking() {
-            for log in &self.logs {
-                let output = std::fs::read_to_string(log).unwrap_or_default();
-                eprintln!("──── {} ────\n{output}", log.display());
-            }
-            eprintln!("(data kept in {})", self.root.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
+        self.services.kill_all();
     }
 }
 
@@ -205,10 +145,8 @@ async fn sigkill_of_choreographed_services_mid_saga_loses_no_order_and_does_noth
     ));
     fresh_dir(&root).unwrap();
     let mut processes = Processes {
-        root,
+        services: Services::new(root),
         nats_url: nats_url.clone(),
-        running: Vec::new(),
-        logs: Vec::new(),
     };
     let data = processes.data();
     processes.start("payment");
@@ -263,13 +201,14 @@ async fn sigkill_of_choreographed_services_mid_saga_loses_no_order_and_does_noth
     processes.start("inventory");
     let order = processes.start("order");
     if unacknowledged > 0 {
-        let deadline = Instant::now() + STARTUP;
+        let mut tries = 0;
         while !processes
             .log_of("inventory")
             .contains("JetStream delivers them again once its ack wait")
         {
+            tries += 1;
             assert!(
-                Instant::now() < deadline,
+                tries < STARTUP_TRIES,
                 "{unacknowledged} unacknowledged messages, but the restarted inventory does not say it waits for them:\n{}",
                 processes.log_of("inventory")
             );

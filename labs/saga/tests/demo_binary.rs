@@ -12,12 +12,13 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_saga::bus::Bus;
 use lab_saga::choreography::{self, Choreography};
 use lab_saga::system::{Options, Place, Seed, System, fresh_dir, order_line};
+use lab_test_support::{LoggedChild, Transcript, free_port};
 use saga_core::OrderStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
@@ -25,11 +26,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
 /// How long the binary may take to print what a test waits for (the machine may be busy;
 /// a locked database costs each try its 5 s busy timeout).
 const PATIENCE: Duration = Duration::from_secs(60);
+/// [`PATIENCE`] in pauses of [`lab_test_support::wait::PAUSE`] (20 ms).
+const PATIENCE_TRIES: u32 = 3_000;
 
 /// The variables the binary reads, removed so the caller's shell does not leak in.
 const SAGA_ENV: [&str; 10] = [
-    "SAGA_ROLE",
-    "SAGA_PORT",
+    "LAB_ROLE",
+    "LAB_PORT",
     "SAGA_PAYMENT_URL",
     "SAGA_INVENTORY_URL",
     "SAGA_SHIPPING_URL",
@@ -65,91 +68,19 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port()
+/// A demo or a role with stdout and stderr in two files of `root` (the tests check what
+/// goes where); SIGKILLed and reaped when dropped, its output printed if the test is failing.
+fn spawn(command: Command, root: &Path, name: &str) -> LoggedChild {
+    LoggedChild::spawn_apart(
+        command,
+        root.join(format!("{name}.out")),
+        root.join(format!("{name}.err")),
+    )
 }
 
-/// A child whose stdout and stderr go to files; SIGKILLed and reaped when dropped, its
-/// output printed if the test is failing.
-struct Running {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Running {
-    fn spawn(mut command: Command, root: &Path, name: &str) -> Running {
-        let stdout = root.join(format!("{name}.out"));
-        let stderr = root.join(format!("{name}.err"));
-        let child = command
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .expect("cannot start the lab-saga binary");
-        Running {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn output(&self) -> (String, String) {
-        (
-            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
-            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
-        )
-    }
-
-    /// Waits until `done(stdout, stderr)` holds; fails if the child exits first or the
-    /// deadline passes.
-    fn wait_for(&mut self, what: &str, done: impl Fn(&str, &str) -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let (out, err) = self.output();
-            if done(&out, &err) {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let (out, err) = self.output();
-                panic!("exited ({status}) before {what}:\n{out}\n{err}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} within {PATIENCE:?}:\n{out}\n{err}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for the child to exit by itself.
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            let (out, err) = self.output();
-            assert!(
-                Instant::now() < deadline,
-                "still running after {PATIENCE:?}:\n{out}\n{err}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let (out, err) = self.output();
-            eprintln!("──── stdout ────\n{out}\n──── stderr ────\n{err}");
-        }
-    }
+/// Both streams of a child so far.
+fn streams(child: &LoggedChild) -> (String, String) {
+    (child.output(), child.errors())
 }
 
 /// A data directory with the default books and `order-1` placed (choreographed) but not yet
@@ -199,9 +130,10 @@ fn a_saga_stuck_on_a_locked_order_database_is_logged_and_said() {
     let dir = root.join("data");
     placed_but_not_published(&dir);
     let holder = lock(&dir, "order");
-    let mut demo = Running::spawn(choreography_demo(&root, &dir), &root, "demo");
+    let mut demo = spawn(choreography_demo(&root, &dir), &root, "demo");
     demo.wait_for(
         "a warning and a progress line about the order database",
+        PATIENCE_TRIES,
         |out, err| {
             err.contains("WARN")
                 && err.contains("database is locked")
@@ -210,8 +142,8 @@ fn a_saga_stuck_on_a_locked_order_database_is_logged_and_said() {
         },
     );
     holder.execute_batch("COMMIT").unwrap();
-    let status = demo.wait_exit();
-    let (out, err) = demo.output();
+    let status = demo.wait_exit(PATIENCE_TRIES);
+    let (out, err) = streams(&demo);
     assert!(status.success(), "{status}:\n{out}\n{err}");
     assert!(out.contains("APPROVED"), "{out}");
     let _ = std::fs::remove_dir_all(&root);
@@ -225,12 +157,11 @@ fn a_killed_in_process_choreography_demo_carries_the_saga_on_when_run_again() {
     // Inventory's file is held: payment's PaymentReserved is published, taken off the bus by
     // inventory's consumer, and waits there.
     let holder = lock(&dir, "inventory");
-    let mut demo = Running::spawn(choreography_demo(&root, &dir), &root, "first");
-    demo.wait_for("inventory retrying", |out, _| {
+    let mut demo = spawn(choreography_demo(&root, &dir), &root, "first");
+    demo.wait_for("inventory retrying", PATIENCE_TRIES, |out, _| {
         out.contains("inventory cannot handle")
     });
-    demo.child.kill().unwrap(); // SIGKILL
-    demo.child.wait().unwrap();
+    demo.kill(); // SIGKILL, and reaped
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
 
@@ -257,7 +188,6 @@ fn a_killed_in_process_choreography_demo_carries_the_saga_on_when_run_again() {
         balances.payment["balance"], 95_000,
         "charged once: {balances:?}"
     );
-    drop(demo);
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -274,9 +204,9 @@ fn the_services_do_not_start_with_the_books_of_the_last_demo() {
     let port = free_port().to_string();
     let mut command = lab_saga(&root);
     command.args(["--role", "shipping", "--port", &port]);
-    let mut shipping = Running::spawn(command, &root, "shipping");
-    shipping.wait_for("the books", |out, _| out.contains("books"));
-    let (out, _) = shipping.output();
+    let mut shipping = spawn(command, &root, "shipping");
+    shipping.wait_for("the books", PATIENCE_TRIES, |out, _| out.contains("books"));
+    let out = shipping.output();
     assert!(
         out.contains("\"free_slots\":10"),
         "shipping starts with its own fresh books, not the demo's 0 couriers:\n{out}"
@@ -290,9 +220,9 @@ fn the_services_do_not_start_with_the_books_of_the_last_demo() {
 fn assert_refused(root: &Path, args: &[&str], flag: &str) {
     let mut command = lab_saga(root);
     command.args(args);
-    let mut running = Running::spawn(command, root, "refused");
-    let status = running.wait_exit();
-    let (out, err) = running.output();
+    let mut running = spawn(command, root, "refused");
+    let status = running.wait_exit(PATIENCE_TRIES);
+    let (out, err) = streams(&running);
     assert!(!status.success(), "{args:?} must be refused:\n{out}\n{err}");
     assert!(
         err.contains(flag),
@@ -386,6 +316,8 @@ fn piped_output_has_no_colours() {
                 !out.contains('\u{1b}') && !err.contains('\u{1b}'),
                 "{style}, NO_COLOR {no_color}: no escape codes in a pipe:\n{out:?}"
             );
+            // Stripping colours from a pipe's output changes nothing: there were none.
+            assert_eq!(Transcript::new(&out).text(), out, "{style}");
         }
     }
     let _ = std::fs::remove_dir_all(&root);

@@ -24,14 +24,15 @@ use lab_saga::order::OrderView;
 use lab_saga::participant::Participant;
 use lab_saga::system::{CUSTOMER, Options, Place, SKU, System, fresh_dir, order_line};
 use lab_saga::{db::Storage, inventory, payment, shipping};
-use lab_test_support::{LoggedChild, wait_until_async};
+use lab_test_support::{Services, wait_until_async};
 use rusqlite::OptionalExtension;
 use saga_core::{Event, OrderStatus};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lab-saga");
 
-/// How long a service may take to start listening (the machine may be busy).
-const STARTUP: Duration = Duration::from_secs(10);
+/// How many pauses of [`lab_test_support::wait::PAUSE`] (20 ms) a service gets to start
+/// listening (the machine may be busy): 10 s.
+const STARTUP_TRIES: u32 = 500;
 /// How many pauses of [`lab_test_support::wait::PAUSE`] (20 ms) the sagas get to reach the
 /// frozen shipping step before the crash: 30 s.
 const READY_TRIES: u32 = 1_500;
@@ -40,8 +41,8 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// Environment variables the binary reads; the test passes everything explicitly.
 const SAGA_ENV: [&str; 8] = [
-    "SAGA_ROLE",
-    "SAGA_PORT",
+    "LAB_ROLE",
+    "LAB_PORT",
     "SAGA_PAYMENT_URL",
     "SAGA_INVENTORY_URL",
     "SAGA_SHIPPING_URL",
@@ -67,15 +68,6 @@ fn scratch(name: &str) -> PathBuf {
     root
 }
 
-/// A loopback port that was free a moment ago (`--port 0` means the role's fixed default,
-/// so the test picks its own; a lost race is retried by [`Processes::start`]).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("no free loopback port")
-        .port()
-}
-
 /// Sends `signal` (`STOP`, `CONT`) to a process with the system's `kill`.
 fn send_signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
@@ -86,118 +78,51 @@ fn send_signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid} failed: {status}");
 }
 
-/// One running service.
-struct Service {
-    name: String,
-    child: LoggedChild,
-}
-
-/// The child processes of one test. Dropping it SIGKILLs and reaps whatever still runs
-/// (also when an assertion failed), prints the services' logs if the test is failing, and
-/// removes the scratch directory if it passed.
+/// The child processes of one test, on the shared [`Services`] group: dropping it SIGKILLs
+/// and reaps whatever still runs (also when an assertion failed), prints the services' logs
+/// if the test is failing, and removes the scratch directory if it passed.
 struct Processes {
-    root: PathBuf,
-    running: Vec<Service>,
-    logs: Vec<PathBuf>,
+    services: Services,
 }
 
 impl Processes {
     fn new(name: &str) -> Processes {
         Processes {
-            root: scratch(name),
-            running: Vec::new(),
-            logs: Vec::new(),
+            services: Services::new(scratch(name)),
         }
     }
 
     fn data(&self) -> PathBuf {
-        self.root.join("data")
+        self.services.root().join("data")
     }
 
     /// Starts `--role role` on a free port with the data directory, waits until it listens
     /// and returns its base URL. Its stdout and stderr go to a log file in the scratch
     /// directory (a pipe nobody reads would block the narrating order service).
     fn start(&mut self, role: &str, extra: &[&str]) -> String {
-        for _ in 0..5 {
-            let port = free_port();
-            let log_path = self
-                .root
-                .join(format!("{role}-{}.log", self.logs.len() + 1));
-            self.logs.push(log_path.clone());
+        let data = self.data();
+        self.services.start(role, STARTUP_TRIES, |port| {
             let mut command = lab_saga();
             command
                 .args(["--role", role, "--port", &port.to_string(), "--data-dir"])
-                .arg(self.data())
+                .arg(&data)
                 .args(extra);
-            let mut child = LoggedChild::spawn(command, log_path.clone());
-            // Printed once the listener is bound: from here on the port is ours.
-            let listening = format!("on http://127.0.0.1:{port}");
-            let deadline = Instant::now() + STARTUP;
-            loop {
-                let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-                if output.contains(&listening) {
-                    self.running.push(Service {
-                        name: role.to_owned(),
-                        child,
-                    });
-                    return format!("http://127.0.0.1:{port}");
-                }
-                if let Some(status) = child.try_wait() {
-                    assert!(
-                        output.contains("cannot listen"),
-                        "{role} exited ({status}) before listening:\n{output}"
-                    );
-                    break; // someone took the port in between: try another one
-                }
-                if Instant::now() > deadline {
-                    drop(child);
-                    panic!("{role} did not listen within {STARTUP:?}:\n{output}");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("{role}: no free port after five tries");
-    }
-
-    fn service(&self, name: &str) -> &Service {
-        self.running
-            .iter()
-            .find(|service| service.name == name)
-            .unwrap_or_else(|| panic!("{name} is not running"))
+            command
+        })
     }
 
     fn signal(&self, name: &str, signal: &str) {
-        send_signal(self.service(name).child.id(), signal);
+        send_signal(self.services.get(name).id(), signal);
     }
 
     /// SIGKILLs the service (`Child::kill` sends SIGKILL on Unix) and reaps it.
     fn kill(&mut self, name: &str) -> ExitStatus {
-        let index = self
-            .running
-            .iter()
-            .position(|service| service.name == name)
-            .unwrap_or_else(|| panic!("{name} is not running"));
-        self.running.remove(index).child.kill()
+        self.services.kill(name)
     }
 
     /// SIGKILLs and reaps every service still running.
     fn kill_all(&mut self) {
-        self.running.clear();
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        self.kill_all();
-        if std::thread::panicking() {
-            for log in &self.logs {
-                let output = std::fs::read_to_string(log).unwrap_or_default();
-                eprintln!("──── {} ────\n{output}", log.display());
-            }
-            eprintln!("(data kept in {})", self.root.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
+        self.services.kill_all();
     }
 }
 
