@@ -50,6 +50,9 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
 pub struct RouteMatch<'a> {
     /// The chosen route.
     pub route: &'a Route,
+    /// Its place in the table (and in the list the table was built from), so that a caller
+    /// keeping something per route finds it by index.
+    pub index: usize,
     /// The normalized path: what the gateway forwards upstream.
     pub path: String,
 }
@@ -85,7 +88,8 @@ impl RouteTable {
         // operator converts it for you). Keep the routes whose host is absent or equal to
         // the request's normalized host and whose prefix matches on whole segments:
         // `/api/users` covers `/api/users/42` but not `/api/usersettings`.
-        // Prefer a host-specific route, then the longest prefix. Nothing left: `NoRoute`.
+        // Prefer a host-specific route, then the longest prefix, and say where it sits in the
+        // table (`RouteMatch::index`). Nothing left: `NoRoute`.
         todo!("pick the most specific route")
     }
 }

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, Method, Response, StatusCode, header};
+use axum::http::{HeaderMap, Method, Response, StatusCode, Uri, header};
 use axum::response::IntoResponse;
+use gateway_core::Millis;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use crate::forward::upstream_request_headers;
-use crate::gateway::Gateway;
 use crate::problem::problem;
+use crate::state::Gateway;
 use crate::upstream::{Outgoing, UpstreamError};
 
 /// The largest part body read (parts are small JSON documents).
@@ -83,10 +83,11 @@ pub async fn order_details(
         admitted.claims.as_ref().map(|claims| claims.sub.as_str()),
     );
     let timeout = Duration::from_millis(config.part_timeout_ms);
+    let within = Millis(config.part_timeout_ms);
     let fetch = |upstream: String, path: String| {
         let gateway = Arc::clone(&gateway);
         let headers = headers.clone();
-        async move { fetch_part(&gateway, &upstream, path, headers, timeout).await }
+        async move { fetch_part(&gateway, &upstream, path, headers, timeout, within).await }
     };
 
     // ANCHOR: parts
@@ -157,18 +158,20 @@ async fn fetch_part(
     path: String,
     headers: HeaderMap,
     timeout: Duration,
+    within: Millis,
 ) -> Result<Value, PartError> {
     let Some(target) = gateway.upstreams.get(upstream) else {
         return Err(PartError::Body(format!("no upstream {upstream}")));
     };
+    let uri = Uri::try_from(path).map_err(|error| PartError::Body(error.to_string()))?;
     let outgoing = Outgoing {
         method: Method::GET,
-        path_and_query: path,
+        uri,
         headers,
         body: Body::empty(),
         retryable: true,
         timeout,
-        deadline: Instant::now() + timeout,
+        within,
     };
     let response = target.send(outgoing).await.map_err(PartError::Upstream)?;
     if !response.status().is_success() {

@@ -138,6 +138,21 @@ pub struct RouteConfig {
     pub timeout_ms: Option<u64>,
 }
 
+impl RouteConfig {
+    /// A route for any host from `prefix` to `upstream`, needing a token, with no scope and
+    /// the upstream's own timeout: what a TOML route with only those two keys reads as.
+    pub fn new(prefix: &str, upstream: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            host: None,
+            upstream: upstream.to_owned(),
+            auth: true,
+            required_scope: None,
+            timeout_ms: None,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -383,14 +398,7 @@ impl Config {
             url: format!("http://{addr}"),
             timeout_ms: 2_000,
         };
-        let route = |prefix: &str, upstream: &str| RouteConfig {
-            prefix: prefix.to_owned(),
-            host: None,
-            upstream: upstream.to_owned(),
-            auth: true,
-            required_scope: None,
-            timeout_ms: None,
-        };
+        let route = RouteConfig::new;
         Config {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
@@ -458,3 +466,18 @@ impl Config {
 
 /// The demo's HS256 secret. Public by design: it signs demo tokens only.
 pub const DEMO_SECRET: &str = "demo-secret-for-the-lab-only-change-me";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_made_in_code_reads_like_a_toml_route_with_only_prefix_and_upstream() {
+        let from_toml: RouteConfig =
+            toml::from_str("prefix = \"/api/users\"\nupstream = \"user\"").expect("route");
+        assert_eq!(
+            format!("{:?}", RouteConfig::new("/api/users", "user")),
+            format!("{from_toml:?}")
+        );
+    }
+}

@@ -6,8 +6,12 @@
 //!
 //! - [`config`] — the TOML configuration;
 //! - [`connection`] — request heads checked on the raw bytes, before hyper parses them;
-//! - [`gateway`] — route → authenticate → limit → forward, the HTTP server with its header
-//!   timeout and graceful shutdown, `/health` and the access log (an axum router);
+//! - [`server`] — the HTTP server with its header timeout and graceful shutdown, the one
+//!   decision between the gateway's own routes (`/health`, the aggregated view, the access
+//!   log: an axum router) and the proxy;
+//! - [`proxy`] — route → admit → forward → stream back, for every proxied request;
+//! - [`state`] — what the handlers share (routes resolved to their upstreams once) and the
+//!   admission every request passes: per-address limit, token, per-subject limit;
 //! - [`auth`] — JWT validation (HS256/RS256, JWKS reload on unknown `kid`);
 //! - [`limiter`] — the core's limiter, sharded for many tasks, and the `RateLimit-*` headers;
 //! - [`forward`] — header rules applied to requests, and the streaming body guard;
@@ -23,14 +27,17 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod forward;
-pub mod gateway;
 pub mod limiter;
 pub mod pool;
 pub mod problem;
+pub mod proxy;
+pub mod server;
 pub mod services;
+pub mod state;
 pub mod tokens;
 pub mod upstream;
 
 pub use config::Config;
-pub use gateway::{Gateway, router, serve};
 pub use gateway_core;
+pub use server::{router, serve};
+pub use state::Gateway;

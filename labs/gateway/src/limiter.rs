@@ -3,7 +3,8 @@
 //! The core [`RateLimiter`] is a plain `&mut self` value; the gateway needs it from many
 //! tasks at once. One lock around one limiter would serialize every request, so the
 //! clients are spread over shards by a hash of their key, each with its own lock and its
-//! share of the memory bound. Time comes from tokio's clock, so a paused-clock test moves it.
+//! share of the memory bound. Time comes from lab-runtime's [`TokioClock`], so a paused-clock
+//! test moves it.
 //!
 //! Memory comes back through [`SharedLimiter::forget_when_due`], which sleeps until the
 //! earliest shard's `poll_timeout` (the next bucket full again) instead of sweeping on a
@@ -13,10 +14,10 @@
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
 use gateway_core::{Decision, LimitError, Millis, RateLimitConfig, RateLimiter};
+use lab_runtime::{Clock, TokioClock};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -38,7 +39,7 @@ const ANY_BUCKET: u64 = u64::MAX;
 pub struct SharedLimiter {
     shards: Box<[Mutex<RateLimiter>]>,
     hasher: RandomState,
-    epoch: tokio::time::Instant,
+    clock: TokioClock,
     burst: u32,
     /// How many sweeps [`forget_when_due`](Self::forget_when_due) has made.
     sweeps: AtomicU64,
@@ -68,7 +69,7 @@ impl SharedLimiter {
         Ok(Self {
             shards: shards.into_boxed_slice(),
             hasher: RandomState::new(),
-            epoch: tokio::time::Instant::now(),
+            clock: TokioClock::new(),
             burst: section.burst,
             sweeps: AtomicU64::new(0),
             sleeps_until: AtomicU64::new(ANY_BUCKET),
@@ -77,7 +78,7 @@ impl SharedLimiter {
     }
 
     fn now(&self) -> Millis {
-        Millis(u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
+        self.clock.now()
     }
 
     /// Decides one request from `client`.
@@ -144,11 +145,9 @@ impl SharedLimiter {
                 Some(_) => NEVER_SOONER,
             };
             self.sleeps_until.store(plan, Ordering::SeqCst);
-            let deadline =
-                wake_at.and_then(|at| self.epoch.checked_add(Duration::from_millis(at.0)));
             let sleep = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                match wake_at {
+                    Some(at) => self.clock.sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -257,6 +256,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::sync::Arc;
+    use std::time::Duration;
 
     /// 10 per second (T = 100 ms): each request fills a client's bucket for 100 ms more.
     fn limiter_with_its_sweeper(burst: u32) -> (Arc<SharedLimiter>, tokio::task::JoinHandle<()>) {

@@ -25,7 +25,10 @@ use lab_gateway::config::DEMO_SECRET;
 use lab_gateway::services::{self, order_router, payment_router, product_router, user_router};
 use lab_gateway::tokens::{TokenClaims, sign_hs256};
 use lab_gateway::{Config, Gateway, serve};
-use owo_colors::OwoColorize;
+use lab_runtime::Narrator;
+use lab_runtime::cli::RoleArgs;
+use lab_runtime::palette::Palette;
+use lab_runtime::serve::{bind_loopback, ctrl_c};
 use tokio::net::TcpListener;
 
 /// A proxy allocates a little for every request (header maps, buffers, futures); mimalloc's
@@ -37,12 +40,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// What to run: the whole scripted demo, or one piece of it.
-    #[arg(long, value_enum, default_value_t = Role::Demo, env = "GATEWAY_ROLE")]
-    role: Role,
-    /// Port for a single role (0: any free port). The demo's gateway uses it too.
-    #[arg(long, default_value_t = 0, env = "GATEWAY_PORT")]
-    port: u16,
+    /// `--role` (the demo, or one piece of it) and `--port` (0: any free port; the demo's
+    /// gateway uses it too).
+    #[command(flatten)]
+    run: RoleArgs<Role>,
     /// The gateway's TOML configuration (for `--role gateway`).
     #[arg(
         long,
@@ -58,8 +59,10 @@ struct Args {
     workers: Option<usize>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// What the binary runs: the whole scripted demo, or one piece of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 enum Role {
+    #[default]
     Demo,
     Gateway,
     User,
@@ -67,6 +70,8 @@ enum Role {
     Product,
     Payment,
 }
+
+impl lab_runtime::cli::Role for Role {}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -84,7 +89,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     // The walkthrough prints its own story; a single role prints the access log.
-    let default_filter = if args.role == Role::Demo {
+    let role = args.run.role();
+    let default_filter = if role == Role::Demo {
         // The walkthrough shows the 502 itself; the log line with the address would repeat it.
         "warn,lab_gateway::upstream=error"
     } else {
@@ -95,16 +101,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default_filter.into()),
         )
+        .with_ansi(Palette::detect_stderr().color)
         .init();
-    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let service = match args.role {
+    let service = match role {
         Role::Demo => return demo(args).await,
         Role::Gateway => {
             let text = std::fs::read_to_string(&args.config)
                 .with_context(|| format!("reading {}", args.config.display()))?;
             let mut config = Config::from_toml(&text)?;
-            if args.port != 0 {
-                config.listen.set_port(args.port);
+            if args.run.port_given() {
+                config.listen.set_port(args.run.port());
             }
             let listener = TcpListener::bind(config.listen).await.with_context(|| {
                 format!(
@@ -123,28 +129,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Role::Product => product_router(),
         Role::Payment => payment_router(),
     };
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}: choose another port with --port"))?;
+    let listener = bind_loopback(args.run.port()).await?;
     println!(
-        "{:?} service listening on http://{}",
-        args.role,
+        "{role:?} service listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, service)
-        .with_graceful_shutdown(ctrl_c())
-        .await?;
+    lab_runtime::serve::serve(listener, service, ctrl_c()).await?;
     Ok(())
-}
-
-async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 type DemoClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Sends one request and prints it with its response.
 async fn show(
+    narrator: &Narrator,
     client: &DemoClient,
     method: &str,
     url: &str,
@@ -165,16 +163,10 @@ async fn show(
         .map(ToString::to_string)
         .unwrap_or_default();
     let auth = match token {
-        Some(token) => format!("  Authorization: Bearer {}…", &token[..token.len().min(16)]),
-        None => "  (no token)".to_owned(),
+        Some(token) => format!("Authorization: Bearer {}…", &token[..token.len().min(16)]),
+        None => "(no token)".to_owned(),
     };
-    println!(
-        "  {} {} {}{}",
-        "→".cyan(),
-        method.bold(),
-        path,
-        auth.dimmed()
-    );
+    println!("{}", narrator.request(method, &path, &auth));
     let response = client.request(request).await?;
     let status = response.status();
     let mut interesting = Vec::new();
@@ -186,28 +178,16 @@ async fn show(
     let body = response.into_body().collect().await?.to_bytes();
     let text = String::from_utf8_lossy(&body);
     let shown: String = text.chars().take(300).collect();
-    let status_text = format!(
-        "{} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let status_text = if status.is_success() {
-        status_text.green().to_string()
-    } else {
-        status_text.red().to_string()
-    };
     println!(
-        "  {} {}  {}",
-        "←".cyan(),
-        status_text,
-        interesting.join("  ").dimmed()
+        "{}",
+        narrator.response(
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            &interesting.join("  ")
+        )
     );
-    println!("    {shown}");
+    println!("{}", narrator.detail(&shown));
     Ok(status.as_u16())
-}
-
-fn step(title: &str) {
-    println!("\n{}", title.bold().yellow());
 }
 
 // ANCHOR: demo
@@ -219,16 +199,16 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     let payments = services::spawn(payment_router(), any).await?;
     let config = Config::demo(users.addr, orders.addr, products.addr, payments.addr);
     let gateway = Arc::new(Gateway::new(config)?);
-    let listen = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let listener = TcpListener::bind(listen).await.with_context(|| {
-        format!("cannot listen on {listen}: choose another port with --port (0: any free port)")
-    })?;
+    let listener = bind_loopback(args.run.port()).await?;
     let gateway_addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, Arc::clone(&gateway), async move {
         let _ = stopped.await;
     }));
-    println!("{}", "API gateway lab".bold());
+    let narrator = Narrator::detect();
+    let palette = narrator.palette();
+    let step = |title: &str| println!("{}", narrator.step(title));
+    println!("{}", palette.strong("API gateway lab"));
     println!(
         "services: user {}  order {}  product {}  payment {}\ngateway:  http://{gateway_addr}",
         users.addr, orders.addr, products.addr, payments.addr
@@ -245,10 +225,19 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     let url = |path: &str| format!("http://{gateway_addr}{path}");
 
     step("1. A routed call: /api/users/* goes to the user service, which sees who is calling");
-    show(&client, "GET", &url("/api/users/7"), Some(&alice), None).await?;
+    show(
+        &narrator,
+        &client,
+        "GET",
+        &url("/api/users/7"),
+        Some(&alice),
+        None,
+    )
+    .await?;
 
     step("2. An aggregated call: order, then user and product in parallel, one answer");
     show(
+        &narrator,
         &client,
         "GET",
         &url("/api/order-details/1001"),
@@ -258,8 +247,17 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     .await?;
 
     step("3. No token: the gateway answers 401 and the order service never hears of it");
-    show(&client, "GET", &url("/api/orders/1001"), None, None).await?;
     show(
+        &narrator,
+        &client,
+        "GET",
+        &url("/api/orders/1001"),
+        None,
+        None,
+    )
+    .await?;
+    show(
+        &narrator,
         &client,
         "GET",
         &url("/api/users/../payments"),
@@ -279,12 +277,21 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         statuses.push(client.request(request).await?.status().as_u16());
     }
     println!("  statuses: {statuses:?}");
-    show(&client, "GET", &url("/api/products/p-42"), Some(&bob), None).await?;
+    show(
+        &narrator,
+        &client,
+        "GET",
+        &url("/api/products/p-42"),
+        Some(&bob),
+        None,
+    )
+    .await?;
 
     step("5. The product service dies: 502 while the breaker counts, then 503 at once");
-    products.kill().await;
+    products.stop().await;
     let carol = issue("carol")?;
     show(
+        &narrator,
         &client,
         "GET",
         &url("/api/products/p-42"),
@@ -293,6 +300,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     show(
+        &narrator,
         &client,
         "GET",
         &url("/api/products/p-42"),
@@ -302,6 +310,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     .await?;
     println!("  and the aggregated view degrades instead of failing:");
     show(
+        &narrator,
         &client,
         "GET",
         &url("/api/order-details/1001"),
@@ -313,7 +322,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     let token = issue("you")?;
     println!(
         "\n{}",
-        "Try it yourself (the token is valid for an hour):".bold()
+        palette.strong("Try it yourself (the token is valid for an hour):")
     );
     println!(
         "  curl -i -H 'Authorization: Bearer {token}' http://{gateway_addr}/api/order-details/1001"
@@ -321,14 +330,14 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     if !args.exit && std::io::stdin().is_terminal() {
         println!(
             "{}",
-            "Serving until Ctrl-C (RUST_LOG=access=info shows the access log).".dimmed()
+            palette.dim("Serving until Ctrl-C (RUST_LOG=access=info shows the access log).")
         );
         ctrl_c().await;
     }
     let _ = stop.send(());
     server.await??;
     for service in [users, orders, payments] {
-        service.kill().await;
+        service.stop().await;
     }
     Ok(())
 }

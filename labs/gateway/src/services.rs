@@ -3,10 +3,9 @@
 //! They are deliberately tiny — fixed JSON from memory — because the lesson is the
 //! gateway. Each one echoes the subject the gateway vouched for (`seen_subject`), which
 //! is how the demo shows that a service can trust that header: only the gateway can set it.
-//! [`spawn`] starts any router on an ephemeral port and returns a handle that can kill it,
-//! which is how the demo takes a backend down mid-run.
-
-use std::net::SocketAddr;
+//! They run on lab-runtime's [`spawn`]: any router on an ephemeral port, with a
+//! [`Running`] handle whose `stop` drains it, which is how the demo takes a backend down
+//! mid-run.
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,9 +13,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+pub use lab_runtime::serve::{Running, spawn};
 
 fn seen_subject(headers: &HeaderMap) -> Value {
     headers
@@ -95,47 +93,4 @@ pub fn payment_router() -> Router {
             },
         ),
     )
-}
-
-/// A running service: its address, and the means to stop it.
-#[derive(Debug)]
-pub struct Running {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    /// Stops the service: it stops accepting, finishes in-flight requests and closes its
-    /// keep-alive connections, so callers see it gone.
-    pub async fn kill(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-}
-
-/// Serves `router` on `addr` (port 0: an ephemeral port).
-pub async fn spawn(router: Router, addr: SocketAddr) -> std::io::Result<Running> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(error) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::warn!(%error, "demo service stopped with an error");
-        }
-    });
-    Ok(Running {
-        addr,
-        stop: Some(stop),
-        task,
-    })
 }

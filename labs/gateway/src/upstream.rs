@@ -19,9 +19,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use breaker_core::{Config as BreakerConfig, Millis, Outcome, Rejected, WindowKind};
 use breaker_tower::Breaker;
-use breaker_tower::clock::TokioClock;
+use lab_runtime::{Clock, TokioClock};
 use thiserror::Error;
-use tokio::time::Instant;
 
 use crate::config::{BreakerSection, RetryConfig, UpstreamConfig};
 use crate::forward::{BodyGuardError, body_guard_error};
@@ -134,6 +133,8 @@ pub struct Upstream {
     pub breaker: Arc<Breaker>,
     budget: RetryBudget,
     max_attempts: u32,
+    /// The clock its attempts and deadlines are measured by.
+    clock: TokioClock,
 }
 
 /// A request to send upstream.
@@ -141,8 +142,8 @@ pub struct Upstream {
 pub struct Outgoing {
     /// The method to send: the client's own, or `GET` for an aggregate's sub-request.
     pub method: Method,
-    /// The normalized path plus the original query.
-    pub path_and_query: String,
+    /// The origin-form URI: the normalized path plus the original query.
+    pub uri: Uri,
     /// Headers already cleaned by `forward::upstream_request_headers`.
     pub headers: HeaderMap,
     /// The body (guarded), or empty.
@@ -151,8 +152,8 @@ pub struct Outgoing {
     pub retryable: bool,
     /// Timeout for each attempt's response headers.
     pub timeout: Duration,
-    /// When the whole exchange, retries included, must be over.
-    pub deadline: Instant,
+    /// How long the whole exchange, retries included, may last from when it is sent.
+    pub within: Millis,
 }
 
 impl Upstream {
@@ -182,7 +183,7 @@ impl Upstream {
                 permitted_calls_in_half_open: breaker.permitted_calls_in_half_open,
                 ..BreakerConfig::default()
             },
-            TokioClock::new(),
+            breaker_tower::clock::TokioClock::new(),
         )
         .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -192,6 +193,7 @@ impl Upstream {
             breaker: Arc::new(breaker),
             budget: RetryBudget::new(retry.budget_ratio, retry.min_retries),
             max_attempts: retry.max_attempts.max(1),
+            clock: TokioClock::new(),
         })
     }
 
@@ -200,17 +202,16 @@ impl Upstream {
     pub async fn send(&self, outgoing: Outgoing) -> Result<Response<PooledBody>, UpstreamError> {
         let Outgoing {
             method,
-            path_and_query,
+            uri,
             mut headers,
             body,
             retryable,
             timeout,
-            deadline,
+            within,
         } = outgoing;
-        let uri = Uri::try_from(path_and_query).map_err(|e| UpstreamError::Unreachable {
-            upstream: self.name.clone(),
-            reason: format!("the request's path is not a valid URI: {e}"),
-        })?;
+        // One clock reading starts the exchange and its first attempt.
+        let mut started = self.clock.now();
+        let deadline = started + within;
         let attempts = if retryable { self.max_attempts } else { 1 };
         self.budget.deposit();
         let mut body = Some(body);
@@ -227,9 +228,11 @@ impl Upstream {
                         upstream: self.name.clone(),
                         rejected,
                     })?;
+            if attempt > 1 {
+                started = self.clock.now();
+            }
             // One clock reading serves the deadline, the timer and the breaker's duration.
-            let started = Instant::now();
-            let per_try = timeout.min(deadline.saturating_duration_since(started));
+            let per_try = timeout.min(self.clock.real(deadline.saturating_sub(started)));
             let mut request = Request::new(body.take().unwrap_or_else(Body::empty));
             *request.method_mut() = method.clone();
             // The last attempt takes the headers; an earlier one sends a copy.
@@ -239,64 +242,63 @@ impl Upstream {
                 std::mem::take(&mut headers)
             };
             *request.uri_mut() = uri.clone();
-            let took = || Millis(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-            let error =
-                match tokio::time::timeout_at(started + per_try, self.pool.send(request)).await {
-                    Ok(Ok(response)) => {
-                        let status = response.status();
-                        let outcome = if status.is_server_error() {
-                            Outcome::Failure
-                        } else {
-                            Outcome::Success
-                        };
-                        admission.record(outcome, took());
-                        let worth_retrying = matches!(
-                            status,
-                            StatusCode::BAD_GATEWAY
-                                | StatusCode::SERVICE_UNAVAILABLE
-                                | StatusCode::GATEWAY_TIMEOUT
-                        );
-                        if worth_retrying && may_retry() {
-                            tracing::debug!(upstream = %self.name, %status, attempt, "retrying");
-                            continue;
-                        }
-                        return Ok(response);
+            let took = || self.clock.now().saturating_sub(started);
+            let error = match tokio::time::timeout(per_try, self.pool.send(request)).await {
+                Ok(Ok(response)) => {
+                    let status = response.status();
+                    let outcome = if status.is_server_error() {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    admission.record(outcome, took());
+                    let worth_retrying = matches!(
+                        status,
+                        StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT
+                    );
+                    if worth_retrying && may_retry() {
+                        tracing::debug!(upstream = %self.name, %status, attempt, "retrying");
+                        continue;
                     }
-                    Ok(Err(error)) => {
-                        if let PoolError::Http(http) = &error
-                            && let Some(guard) = body_guard_error(http)
-                        {
-                            // The client's fault, not the upstream's: says nothing about its health.
-                            admission.record(Outcome::Ignored, took());
-                            return Err(UpstreamError::Body(guard));
-                        }
-                        admission.record(Outcome::Failure, took());
-                        tracing::warn!(
-                            upstream = %self.name,
-                            address = %self.pool.authority(),
-                            error = %error_chain(&error),
-                            "upstream unreachable"
-                        );
-                        UpstreamError::Unreachable {
-                            upstream: self.name.clone(),
-                            reason: match &error {
-                                PoolError::Connect { source, .. } => {
-                                    format!("cannot connect: {source}")
-                                }
-                                // hyper's messages name no address.
-                                PoolError::Http(http) => error_chain(http),
-                            },
-                        }
+                    return Ok(response);
+                }
+                Ok(Err(error)) => {
+                    if let PoolError::Http(http) = &error
+                        && let Some(guard) = body_guard_error(http)
+                    {
+                        // The client's fault, not the upstream's: says nothing about its health.
+                        admission.record(Outcome::Ignored, took());
+                        return Err(UpstreamError::Body(guard));
                     }
-                    Err(_elapsed) => {
-                        admission.record(Outcome::Failure, took());
-                        UpstreamError::Timeout {
-                            upstream: self.name.clone(),
-                            timeout: per_try,
-                        }
+                    admission.record(Outcome::Failure, took());
+                    tracing::warn!(
+                        upstream = %self.name,
+                        address = %self.pool.authority(),
+                        error = %error_chain(&error),
+                        "upstream unreachable"
+                    );
+                    UpstreamError::Unreachable {
+                        upstream: self.name.clone(),
+                        reason: match &error {
+                            PoolError::Connect { source, .. } => {
+                                format!("cannot connect: {source}")
+                            }
+                            // hyper's messages name no address.
+                            PoolError::Http(http) => error_chain(http),
+                        },
                     }
-                };
-            if Instant::now() >= deadline || !may_retry() {
+                }
+                Err(_elapsed) => {
+                    admission.record(Outcome::Failure, took());
+                    UpstreamError::Timeout {
+                        upstream: self.name.clone(),
+                        timeout: per_try,
+                    }
+                }
+            };
+            if self.clock.now() >= deadline || !may_retry() {
                 return Err(error);
             }
             tracing::debug!(upstream = %self.name, %error, attempt, "retrying");

@@ -817,7 +817,7 @@ async fn order_details_come_back_partial_when_an_optional_part_fails() {
     assert_eq!(details.status, 200);
     assert_eq!(details.json()["partial"], false);
 
-    users.kill().await;
+    users.stop().await;
     let partial = call(
         &client,
         get(&gateway.url("/api/order-details/1"), Some(&token)),
@@ -860,7 +860,7 @@ async fn order_details_come_back_partial_when_an_optional_part_fails() {
         .status,
         400
     );
-    orders.kill().await;
+    orders.stop().await;
     let failed = call(
         &client,
         get(&gateway.url("/api/order-details/1"), Some(&token)),

@@ -176,3 +176,56 @@ async fn each_role_runs_as_its_own_process_behind_the_gateway() {
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The demo's walkthrough, run to its end with stdout a pipe (and `no_color` set or not).
+fn demo_output(no_color: bool) -> String {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--exit")
+        .env_remove("RUST_LOG")
+        .env_remove("LAB_ROLE")
+        .env_remove("LAB_PORT");
+    if no_color {
+        command.env("NO_COLOR", "1");
+    } else {
+        command.env_remove("NO_COLOR");
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "the demo failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_demo_prints_no_escape_codes_to_a_pipe_or_under_no_color() {
+    for no_color in [false, true] {
+        let text = demo_output(no_color);
+        assert!(
+            text.contains("API gateway lab") && text.contains("← 401"),
+            "the walkthrough ran: {text}"
+        );
+        assert!(
+            !text.contains('\u{1b}'),
+            "escape codes on a pipe (NO_COLOR set: {no_color}): {text:?}"
+        );
+    }
+}
+
+#[test]
+fn a_role_and_its_port_come_from_lab_role_and_lab_port() {
+    let mut command = Command::new(BIN);
+    command
+        .env("LAB_ROLE", "user")
+        .env("LAB_PORT", "0")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::null());
+    let user = ChildGuard::spawn(command);
+    let line = user.wait_for_line("listening line", TRIES, |l| {
+        l.contains("listening on http://")
+    });
+    assert!(line.starts_with("User service"), "{line}");
+}

@@ -126,6 +126,9 @@ pub fn normalize_host(host: &str) -> String {
 pub struct RouteMatch<'a> {
     /// The chosen route.
     pub route: &'a Route,
+    /// Its place in the table (and in the list the table was built from), so that a caller
+    /// keeping something per route finds it by index.
+    pub index: usize,
     /// The normalized path: what the gateway forwards upstream.
     pub path: String,
 }
@@ -191,14 +194,15 @@ impl RouteTable {
         let best = self
             .routes
             .iter()
-            .filter(|route| match &route.host {
+            .enumerate()
+            .filter(|(_, route)| match &route.host {
                 Some(wanted) => host.as_deref() == Some(wanted.as_str()),
                 None => true,
             })
-            .filter(|route| prefix_matches(&route.prefix, &path))
-            .max_by_key(|route| (route.host.is_some(), route.prefix.len()));
+            .filter(|(_, route)| prefix_matches(&route.prefix, &path))
+            .max_by_key(|(_, route)| (route.host.is_some(), route.prefix.len()));
         match best {
-            Some(route) => Ok(RouteMatch { route, path }),
+            Some((index, route)) => Ok(RouteMatch { route, index, path }),
             None => Err(RouteError::NoRoute { path }),
         }
     }

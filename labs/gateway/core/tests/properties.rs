@@ -102,6 +102,20 @@ proptest! {
     }
 
     #[test]
+    fn a_match_names_its_route_by_its_place_in_the_table(
+        prefixes in proptest::collection::btree_set("(/[a-c]{1,2}){1,3}", 1..6),
+        path in "(/[a-c]{1,2}){0,4}",
+    ) {
+        let routes: Vec<Route> = prefixes.iter().map(|p| Route::new(p.clone(), p.clone())).collect();
+        let table = RouteTable::new(routes.clone()).unwrap();
+        let path = if path.is_empty() { "/".to_owned() } else { path };
+        if let Ok(found) = table.resolve(None, &path) {
+            prop_assert_eq!(&table.routes()[found.index], found.route);
+            prop_assert_eq!(&routes[found.index].upstream, &found.route.upstream);
+        }
+    }
+
+    #[test]
     fn the_limiter_never_remembers_more_than_max_clients(
         max_clients in 1usize..50,
         steps in proptest::collection::vec((0u64..50, 0u32..200), 1..400),

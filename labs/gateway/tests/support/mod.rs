@@ -105,14 +105,7 @@ impl Upstream {
 }
 
 pub fn route(prefix: &str, upstream: &str) -> RouteConfig {
-    RouteConfig {
-        prefix: prefix.to_owned(),
-        host: None,
-        upstream: upstream.to_owned(),
-        auth: true,
-        required_scope: None,
-        timeout_ms: None,
-    }
+    RouteConfig::new(prefix, upstream)
 }
 
 pub fn auth_config() -> AuthConfig {
