@@ -7,6 +7,8 @@
 //!   only on core crates, so both build for `wasm32-unknown-unknown` without tokio;
 //! - no crate depends on a lab's demo crate (`labs/<pattern>/`, crate `lab-<pattern>`): what
 //!   another crate needs from a lab lives in a library crate of its own (`breaker-tower`);
+//! - every lab's demo crate depends on `lab-runtime`, so every lab's services take their clock,
+//!   their server and their command line from one place;
 //! - every core crate under `labs/` implements `sansio_core::Machine` (the vocabulary's own
 //!   crate, `sansio-core`, excepted), so every lab has the same shape;
 //! - the `wasm-bindgen` crate is pinned with `=` to the CLI version xtask installs;
@@ -237,7 +239,38 @@ fn lab_demos_are_not_libraries(root: &Path) -> Result<Vec<String>> {
         );
     }
     let meta: Value = serde_json::from_slice(&output.stdout).context("cargo metadata's JSON")?;
-    Ok(dependencies_on_lab_demos(&meta))
+    let mut problems = dependencies_on_lab_demos(&meta);
+    problems.extend(lab_demos_without_the_runtime(&meta));
+    Ok(problems)
+}
+
+/// Every lab's demo crate (`labs/<pattern>/Cargo.toml`, named `lab-<pattern>`) in
+/// `cargo metadata --no-deps` output that does not depend on `lab-runtime`.
+fn lab_demos_without_the_runtime(meta: &Value) -> Vec<String> {
+    let labs = Path::new(meta["workspace_root"].as_str().unwrap_or_default()).join("labs");
+    let mut problems = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or("?");
+        let folder = Path::new(package["manifest_path"].as_str().unwrap_or_default())
+            .parent()
+            .and_then(|dir| dir.strip_prefix(&labs).ok())
+            .and_then(Path::to_str);
+        let Some(pattern) = folder else { continue };
+        if name.strip_prefix("lab-") != Some(pattern) {
+            continue;
+        }
+        let uses_runtime = package["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|dep| dep["name"] == "lab-runtime" && dep["kind"].as_str() != Some("dev"));
+        if !uses_runtime {
+            problems.push(format!(
+                "{name} does not depend on lab-runtime: a lab's services take their clock, server and --role/--port command line from it (see ARCHITECTURE.md, How to add a lab)"
+            ));
+        }
+    }
+    problems
 }
 
 /// The problems of [`lab_demos_are_not_libraries`] in `cargo metadata --no-deps` output.
@@ -729,6 +762,29 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems[0].starts_with("lab-gateway depends on lab-breaker, a lab's demo crate"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_lab_demo_without_the_runtime_is_refused() {
+        let meta = serde_json::json!({
+            "workspace_root": "/w",
+            "packages": [
+                { "name": "lab-saga", "manifest_path": "/w/labs/saga/Cargo.toml", "dependencies": [
+                    { "name": "lab-runtime", "path": "/w/labs/lab-runtime", "kind": null },
+                ] },
+                { "name": "lab-breaker", "manifest_path": "/w/labs/breaker/Cargo.toml", "dependencies": [
+                    { "name": "lab-runtime", "path": "/w/labs/lab-runtime", "kind": "dev" },
+                ] },
+                { "name": "breaker-tower", "manifest_path": "/w/labs/breaker/tower/Cargo.toml", "dependencies": [] },
+                { "name": "lab-http", "manifest_path": "/w/labs/lab-http/Cargo.toml", "dependencies": [] },
+            ],
+        });
+        let problems = lab_demos_without_the_runtime(&meta);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("lab-breaker does not depend on lab-runtime"),
             "{problems:?}"
         );
     }

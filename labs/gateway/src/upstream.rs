@@ -183,7 +183,7 @@ impl Upstream {
                 permitted_calls_in_half_open: breaker.permitted_calls_in_half_open,
                 ..BreakerConfig::default()
             },
-            breaker_tower::clock::TokioClock::new(),
+            lab_runtime::TokioClock::new(),
         )
         .map_err(|e| e.to_string())?;
         Ok(Self {
