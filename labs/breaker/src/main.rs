@@ -81,15 +81,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Logs go to standard error, coloured only on a terminal without NO_COLOR, so the
-    // narrated timeline on standard output stays clean in a pipe.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(Palette::detect_stderr().color)
-        .init();
+    // Logs go to standard error, so the narrated timeline on standard output stays clean in
+    // a pipe.
+    lab_runtime::logging::init("warn");
     let args = Args::parse();
     anyhow::ensure!(
         args.speed.is_finite() && args.speed > 0.0,

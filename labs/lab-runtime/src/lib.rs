@@ -7,6 +7,7 @@
 //! - [`serve`] — an axum router on a listener, with graceful shutdown passed in, and
 //!   [`Running`], a spawned server that can be stopped;
 //! - [`cli`] — the `--role` / `--port` shape of every lab's command line;
+//! - [`logging`] — `tracing` to standard error, so standard output stays the narration's;
 //! - [`palette`] — colours only on a terminal and never with `NO_COLOR`, the same for the
 //!   demos and the grader;
 //! - [`narration`] — the lines a narrated demo prints: steps, requests and responses, and
@@ -24,6 +25,8 @@ pub mod cli;
 pub mod clock;
 #[cfg(feature = "service")]
 pub mod driver;
+#[cfg(feature = "service")]
+pub mod logging;
 #[cfg(feature = "service")]
 pub mod serve;
 

@@ -241,23 +241,11 @@ fn seed(fail_at: FailAt) -> Seed {
     seed
 }
 
-// ANCHOR: logging
-/// Warnings and errors (or `RUST_LOG`'s choice) to standard error, coloured only on a
-/// terminal without `NO_COLOR`: a saga that cannot progress says so there.
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(lab_runtime::Palette::detect_stderr().color)
-        .init();
-}
-// ANCHOR_END: logging
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    // Warnings and errors (or `RUST_LOG`'s choice) to standard error: a saga that cannot
+    // progress says so there.
+    lab_runtime::logging::init("warn");
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches)?;
     check_flags(&args, &matches)?;

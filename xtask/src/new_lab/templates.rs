@@ -347,7 +347,6 @@ serde.workspace = true
 serde_json.workspace = true
 tokio.workspace = true
 tracing.workspace = true
-tracing-subscriber.workspace = true
 
 [dev-dependencies]
 http-body-util.workspace = true
@@ -386,7 +385,7 @@ const LAB_MAIN: &str = r#"//! The {title} lab's demo: `cargo run -p {lab}`.
 
 use clap::{Parser, ValueEnum};
 use lab_runtime::cli::{Role as LabRole, RoleArgs};
-use lab_runtime::{Narrator, Palette};
+use lab_runtime::Narrator;
 use {core_snake}::{Input, Machine, Millis, Timer};
 
 /// Which part of the lab to run.
@@ -411,13 +410,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(Palette::detect_stderr().color)
-        .init();
+    lab_runtime::logging::init("warn");
     let args = Args::parse();
     match args.run.role() {
         Role::Demo => demo(Narrator::detect()),
