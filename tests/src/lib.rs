@@ -12,6 +12,7 @@ pub mod built;
 pub mod error;
 pub mod links;
 pub mod paths;
+pub mod references;
 pub mod server;
 pub mod sources;
 

@@ -1,6 +1,7 @@
 //! Checks of the built book that need no browser: links and anchors, fidelity to the guide
 //! (headings, table rows, special characters, no mis-decoded text), Mermaid blocks handed to
-//! the browser, and the list of "coming soon" placeholders.
+//! the browser, every chapter's sources and well-formed external links, and the list of
+//! "coming soon" placeholders.
 //!
 //! They read `target/book` (or `BOOK_DIR`) as files, so they run in about a second; the slow
 //! checks that need Chromium are in `browser.rs`.
@@ -11,6 +12,9 @@ use std::path::PathBuf;
 
 use book_tests::built::{self, chapter_pages, html_files, parse_page};
 use book_tests::paths::{book_dir, book_src_dir, guide_path, read_to_string};
+use book_tests::references::{
+    malformed_external_links, needs_sources, source_section_links, unparsed_markdown_links,
+};
 use book_tests::sources::{
     guide_headings, guide_special_characters, guide_table_rows, mermaid_fences, source_pages,
 };
@@ -171,6 +175,60 @@ fn guide_special_characters_appear_in_the_book() {
         missing.is_empty(),
         "{}",
         failures("characters of the guide that no page shows", &missing)
+    );
+}
+
+#[test]
+fn every_chapter_lists_its_sources_with_links() {
+    let book = built_book();
+    let sources = source_pages(&book_src_dir()).unwrap_or_else(|error| panic!("{error}"));
+    let mut problems = Vec::new();
+    for source in sources
+        .iter()
+        .filter(|source| needs_sources(&source.markdown))
+    {
+        if !book.join(&source.page).is_file() {
+            continue;
+        }
+        let document = parse_page(&book, &source.page).unwrap_or_else(|error| panic!("{error}"));
+        match source_section_links(&document) {
+            None => problems.push(format!(
+                "{} has no \"## Sources\" (or \"## References\") section",
+                source.markdown
+            )),
+            Some(links) if links.is_empty() => problems.push(format!(
+                "{}: its sources section links to nothing a reader can open",
+                source.markdown
+            )),
+            Some(_) => {}
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}",
+        failures("chapters without their sources", &problems)
+    );
+}
+
+#[test]
+fn every_external_link_is_well_formed() {
+    let book = built_book();
+    let mut problems = Vec::new();
+    for page in pages(&book) {
+        let document = parse_page(&book, &page).unwrap_or_else(|error| panic!("{error}"));
+        for (href, why) in malformed_external_links(&document) {
+            problems.push(format!("{page}: `{href}` {why}"));
+        }
+        for text in unparsed_markdown_links(&document) {
+            problems.push(format!(
+                "{page}: a markdown link that did not become a link: \"{text}\""
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}",
+        failures("malformed external links", &problems)
     );
 }
 

@@ -5,7 +5,8 @@
 //! happens later in a subscriber, which must then handle its own failures: retries with backoff,
 //! and a dead-letter queue for messages that keep failing. The bus here is a tokio broadcast
 //! channel (every subscriber sees every event, like a Kafka topic with one consumer group per
-//! service); the lab replaces it with NATS JetStream.
+//! service), but unlike a topic it keeps nothing: an event published with no subscriber is lost,
+//! and a subscriber that falls behind loses the oldest events. Both are reported, not hidden.
 
 use std::future::Future;
 use std::time::Duration;
@@ -66,7 +67,17 @@ pub struct OrderCreated {
     pub total: u64,
 }
 
+/// An event published while nobody was subscribed: it reached no one and is returned to the
+/// publisher, which must keep it (an outbox) or accept that it is lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no subscriber received the event")]
+pub struct NoSubscriber<E>(pub E);
+
 /// A topic: publishers do not know who listens, subscribers do not know who published.
+///
+/// It is bounded, and when a subscriber falls `capacity` events behind, the oldest events are
+/// overwritten for it: the publisher never waits (no backpressure), and the slow subscriber
+/// loses events instead. A durable log (Kafka, JetStream) keeps them for it.
 #[derive(Debug, Clone)]
 pub struct Topic<E: Clone> {
     sender: broadcast::Sender<E>,
@@ -81,9 +92,12 @@ impl<E: Clone> Topic<E> {
     }
 
     /// Fire and forget: returns as soon as the event is buffered, with the number of
-    /// subscribers that will see it (zero is not an error: nobody has subscribed yet).
-    pub fn publish(&self, event: E) -> usize {
-        self.sender.send(event).unwrap_or(0)
+    /// subscribers that will see it. With no subscriber the event goes nowhere: a broadcast
+    /// channel keeps nothing for subscribers that come later, so the event is handed back.
+    pub fn publish(&self, event: E) -> Result<usize, NoSubscriber<E>> {
+        self.sender
+            .send(event)
+            .map_err(|broadcast::error::SendError(event)| NoSubscriber(event))
     }
 
     /// A new subscription that sees every event published from now on.
@@ -134,25 +148,46 @@ where
     }
 }
 
+/// What the subscriber tells its operator, event by event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// One event and what became of it.
+    Delivered {
+        /// The order the event was about.
+        order_id: String,
+        /// Handled or dead-lettered.
+        delivery: Delivery,
+    },
+    /// The subscriber fell behind and the topic overwrote `count` events before it read them:
+    /// they are gone, and only a durable log could replay them.
+    Lost {
+        /// How many events this subscriber will never see.
+        count: u64,
+    },
+}
+
 /// The notification service's loop: for every `order-created` event, send the confirmation
-/// email, and report what happened to each event on `deliveries`.
+/// email, and report what happened to each event on `reports`, lost events included.
 pub async fn email_subscriber<F, Fut>(
     mut events: broadcast::Receiver<OrderCreated>,
     mut send_email: F,
-    deliveries: tokio::sync::mpsc::Sender<(String, Delivery)>,
+    reports: tokio::sync::mpsc::Sender<Report>,
 ) where
     F: FnMut(&OrderCreated) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    // `recv` fails when the topic is closed (done) or when this subscriber fell so far behind
-    // that events were dropped; a real consumer would then re-read from its stored offset.
-    while let Ok(event) = events.recv().await {
-        let delivery = handle_with_retry(&event, 3, &mut send_email).await;
-        if deliveries
-            .send((event.order_id.clone(), delivery))
-            .await
-            .is_err()
-        {
+    loop {
+        let report = match events.recv().await {
+            Ok(event) => Report::Delivered {
+                delivery: handle_with_retry(&event, 3, &mut send_email).await,
+                order_id: event.order_id,
+            },
+            // Fell behind: the oldest events were overwritten. Say so, and go on with the
+            // oldest event still buffered (a Kafka consumer would re-read from its offset).
+            Err(broadcast::error::RecvError::Lagged(count)) => Report::Lost { count },
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if reports.send(report).await.is_err() {
             return;
         }
     }
@@ -219,12 +254,16 @@ mod tests {
             user_id: "456".into(),
             total: 100,
         });
-        assert_eq!(listeners, 1);
+        assert_eq!(listeners, Ok(1));
         assert_eq!(started.elapsed(), Duration::ZERO, "publish does not wait");
 
-        let (order_id, delivery) = reports.recv().await.expect("subscriber reports");
-        assert_eq!(order_id, "123");
-        assert_eq!(delivery, Delivery::Handled { attempts: 1 });
+        assert_eq!(
+            reports.recv().await,
+            Some(Report::Delivered {
+                order_id: "123".into(),
+                delivery: Delivery::Handled { attempts: 1 }
+            })
+        );
         assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 
@@ -262,8 +301,45 @@ mod tests {
     }
 
     #[test]
-    fn publishing_without_subscribers_is_not_an_error() {
+    fn publishing_with_no_subscriber_hands_the_event_back() {
         let topic: Topic<u32> = Topic::new(4);
-        assert_eq!(topic.publish(1), 0);
+        assert_eq!(
+            topic.publish(1),
+            Err(NoSubscriber(1)),
+            "an event nobody receives is lost, and the publisher must be told"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lagging_subscriber_reports_the_events_it_lost_and_carries_on() {
+        let topic = Topic::new(2);
+        let events = topic.subscribe();
+        for id in 1..=4 {
+            let order = OrderCreated {
+                order_id: id.to_string(),
+                user_id: "456".into(),
+                total: 100,
+            };
+            assert_eq!(topic.publish(order), Ok(1));
+        }
+        let (report, mut reports) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(email_subscriber(
+            events,
+            |_event: &OrderCreated| async { Ok(()) },
+            report,
+        ));
+        let handled = |order_id: &str| Report::Delivered {
+            order_id: order_id.into(),
+            delivery: Delivery::Handled { attempts: 1 },
+        };
+        let expected = [Report::Lost { count: 2 }, handled("3"), handled("4")];
+        for want in expected {
+            assert_eq!(
+                reports.recv().await,
+                Some(want),
+                "a capacity-2 topic keeps the newest two of four events; the subscriber \
+                 must say it lost the oldest two and go on with the rest"
+            );
+        }
     }
 }

@@ -13,6 +13,11 @@
 //! both hammer one shared breaker; the figure is wall time divided by all calls made,
 //! so perfect scaling would halve it and contention shows as growth.
 //!
+//! Only ours and the core alone keep a window on every call: failsafe's policy counts
+//! consecutive failures (no window), recloser keeps a ring of the last 100 outcomes, and ours
+//! batches healthy successes into its count window. `ours_time_window` is the case where ours
+//! cannot batch: with a time-based window every outcome takes the lock and goes through the core.
+//!
 //! `cargo bench -p lab-breaker --bench closed_state`
 
 use std::hint::black_box;
@@ -32,6 +37,16 @@ trait HealthyCall: Send + Sync {
 fn ours() -> Breaker {
     let config = Config {
         window: WindowKind::CountBased { size: 100 },
+        ..Config::default()
+    };
+    Breaker::new(config, ManualClock::default()).expect("valid config")
+}
+
+/// Ours over a 10-second time-based window: outcomes cannot be batched (they would be filed
+/// under the wrong second), so every call takes the lock and runs the core.
+fn ours_time_window() -> Breaker {
+    let config = Config {
+        window: WindowKind::TimeBased { seconds: 10 },
         ..Config::default()
     };
     Breaker::new(config, ManualClock::default()).expect("valid config")
@@ -108,6 +123,8 @@ fn closed_state(c: &mut Criterion) {
     let mut single = c.benchmark_group("closed_state/1_thread");
     let ours = ours();
     single.bench_function("ours", |b| b.iter(|| ours.healthy_call()));
+    let ours_time = ours_time_window();
+    single.bench_function("ours_time_window", |b| b.iter(|| ours_time.healthy_call()));
     let failsafe = failsafe();
     single.bench_function("failsafe", |b| b.iter(|| failsafe.healthy_call()));
     // For reference: the pure core alone, `&mut`, no sharing at all.
@@ -132,6 +149,10 @@ fn closed_state(c: &mut Criterion) {
     let ours = Arc::new(self::ours());
     shared.bench_function("ours", |b| {
         b.iter_custom(|iters| on_threads(&ours, 2, iters))
+    });
+    let ours_time = Arc::new(ours_time_window());
+    shared.bench_function("ours_time_window", |b| {
+        b.iter_custom(|iters| on_threads(&ours_time, 2, iters))
     });
     let failsafe = Arc::new(self::failsafe());
     shared.bench_function("failsafe", |b| {

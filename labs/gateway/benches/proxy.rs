@@ -27,6 +27,13 @@
 //! slow requests, so the contestants take turns for `GATEWAY_BENCH_FIXED_ROUNDS` rounds
 //! (default 3) of `GATEWAY_BENCH_FIXED_SECS` (default 4) each, and each one's median round is
 //! reported with the spread.
+//!
+//! Row (e) sends one HS256 token on every request, and the gateway caches verified tokens, so
+//! it measures a cache hit, not a signature check. A third pass measures JWT checking itself,
+//! with tokens sent from a file by a `wrk` Lua script (so the script's own cost is the same on
+//! every row): (g) one HS256 token, the cache-hit baseline; (h) distinct HS256 tokens, twice as
+//! many as the gateway's cache holds, so every request verifies an HMAC; (i) as many distinct
+//! RS256 tokens, every request an RSA signature verification.
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -109,8 +116,8 @@ fn main() -> anyhow::Result<()> {
     let gateway_bin = env!("CARGO_BIN_EXE_lab-gateway");
     let nginx = start_nginx(&work, upstream, pinned);
     let haproxy = start_haproxy(&work, upstream, pinned);
-    let plain = start_gateway(gateway_bin, &work, upstream, false, pinned)?;
-    let guarded = start_gateway(gateway_bin, &work, upstream, true, pinned)?;
+    let plain = start_gateway(gateway_bin, &work, upstream, false, None, pinned)?;
+    let guarded = start_gateway(gateway_bin, &work, upstream, true, None, pinned)?;
     let bare = start_bare(env!("CARGO_BIN_EXE_bare-proxy"), upstream, pinned)?;
     let side = |name, proxy: Option<&Proxy>, header: Option<&str>| Side {
         name,
@@ -154,10 +161,10 @@ fn main() -> anyhow::Result<()> {
         };
         let url = format!("http://127.0.0.1:{port}/bench");
         let header = side.header.as_deref();
-        wrk(&url, 1, header, pinned)?; // warm-up: pools fill, caches settle
+        wrk(&url, 1, header, None, pinned)?; // warm-up: pools fill, caches settle
         let before = accepted.load(Ordering::SeqCst);
         let cpu_before = side.pid.and_then(cpu_ticks);
-        let mut measured = wrk(&url, secs, header, pinned)?;
+        let mut measured = wrk(&url, secs, header, None, pinned)?;
         measured.upstream_connections = accepted.load(Ordering::SeqCst) - before;
         if let (Some(start), Some(end)) = (cpu_before, side.pid.and_then(cpu_ticks)) {
             measured.cpu_us = Some(per_request_us(start, end, measured.requests));
@@ -183,6 +190,8 @@ fn main() -> anyhow::Result<()> {
         ],
         rate,
     );
+
+    jwt_pass(gateway_bin, &work, upstream, &accepted, secs, pinned)?;
 
     // The proxies stayed up (idle, so they cost the pinned core nothing) and their upstream
     // pools are warm: the fixed-rate pass measures the same processes. A fixed-rate p99 is
@@ -627,11 +636,106 @@ fn start_haproxy(work: &Path, upstream: SocketAddr, pinned: bool) -> Option<Prox
     Some(Proxy { child, port })
 }
 
+/// How many distinct tokens the JWT pass sends: twice what the gateway's cache of verified
+/// tokens holds (4096), so that every request misses it.
+const DISTINCT_TOKENS: u64 = 8192;
+
+/// The third pass: what verifying a JWT costs, against a gateway that accepts HS256 and RS256.
+fn jwt_pass(
+    gateway_bin: &str,
+    work: &Path,
+    upstream: SocketAddr,
+    accepted: &Arc<AtomicUsize>,
+    secs: u64,
+    pinned: bool,
+) -> anyhow::Result<()> {
+    let public_key = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/keys/rsa-a.pub.pem"));
+    let private_key = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/keys/rsa-a.pem"))?;
+    let claims = |n: u64| {
+        lab_gateway::tokens::TokenClaims::new("bench", "bench-issuer", "bench-gateway", 3600 + n)
+    };
+    let hs256 = |n: u64| {
+        lab_gateway::tokens::sign_hs256(&claims(n), "bench-secret-bench-secret-bench-secret")
+    };
+    let rs256 = |n: u64| lab_gateway::tokens::sign_rs256(&claims(n), &private_key, None);
+    let one = vec![hs256(0)?];
+    let many_hs256 = (0..DISTINCT_TOKENS)
+        .map(hs256)
+        .collect::<Result<Vec<_>, _>>()?;
+    let many_rs256 = (0..DISTINCT_TOKENS)
+        .map(rs256)
+        .collect::<Result<Vec<_>, _>>()?;
+    let gateway = start_gateway(gateway_bin, work, upstream, true, Some(public_key), pinned)?;
+    wait_for(gateway.port)?;
+    let url = format!("http://127.0.0.1:{}/bench", gateway.port);
+    println!(
+        "
+JWT pass: tokens sent by a wrk Lua script, {DISTINCT_TOKENS} distinct ones on (h) and (i)"
+    );
+    let mut results: Vec<(&str, Measured)> = Vec::new();
+    for (name, file, tokens) in [
+        ("(g) gateway + JWT, 1 token (cache hit)", "one", &one),
+        ("(h) gateway + JWT, HS256, all misses", "hs256", &many_hs256),
+        ("(i) gateway + JWT, RS256, all misses", "rs256", &many_rs256),
+    ] {
+        let script = token_script(work, file, tokens)?;
+        wrk(&url, 1, None, Some(&script), pinned)?; // warm-up
+        let before = accepted.load(Ordering::SeqCst);
+        let cpu_before = cpu_ticks(gateway.child.id());
+        let mut measured = wrk(&url, secs, None, Some(&script), pinned)?;
+        measured.upstream_connections = accepted.load(Ordering::SeqCst) - before;
+        if let (Some(start), Some(end)) = (cpu_before, cpu_ticks(gateway.child.id())) {
+            measured.cpu_us = Some(per_request_us(start, end, measured.requests));
+        }
+        print_row(name, &measured);
+        results.push((name, measured));
+    }
+    println!();
+    print_ratios(
+        &[
+            ("h/g (HS256 misses / hit)", "(h)", "(g)"),
+            ("i/g (RS256 misses / hit)", "(i)", "(g)"),
+        ],
+        |prefix: &str| {
+            results
+                .iter()
+                .find(|(name, _)| name.starts_with(prefix))
+                .map(|(_, m)| m.requests_per_sec)
+        },
+    );
+    drop(gateway);
+    Ok(())
+}
+
+/// A `wrk` Lua script that sends the tokens written to `work/tokens-<name>.txt` in turn, one
+/// per request, as `Authorization: Bearer …`.
+fn token_script(work: &Path, name: &str, tokens: &[String]) -> anyhow::Result<PathBuf> {
+    let list = work.join(format!("tokens-{name}.txt"));
+    std::fs::write(&list, tokens.join("\n") + "\n")?;
+    let script = work.join(format!("tokens-{name}.lua"));
+    std::fs::write(
+        &script,
+        format!(
+            "local tokens = {{}}\n\
+             for line in io.lines(\"{}\") do tokens[#tokens + 1] = \"Bearer \" .. line end\n\
+             local i = 0\n\
+             request = function()\n\
+             \x20 i = i % #tokens + 1\n\
+             \x20 wrk.headers[\"Authorization\"] = tokens[i]\n\
+             \x20 return wrk.format()\n\
+             end\n",
+            list.display()
+        ),
+    )?;
+    Ok(script)
+}
+
 fn start_gateway(
     bin: &str,
     work: &Path,
     upstream: SocketAddr,
     guarded: bool,
+    rs256_public_key: Option<&Path>,
     pinned: bool,
 ) -> anyhow::Result<Proxy> {
     let port = free_port()?;
@@ -641,12 +745,22 @@ fn start_gateway(
     );
     if guarded {
         conf.push_str(
-            "\n[auth]\nissuer = \"bench-issuer\"\naudience = \"bench-gateway\"\nhs256_secret = \"bench-secret-bench-secret-bench-secret\"\n\n\
-             [rate_limit]\nrequests = 1000000\nper_ms = 1000\nburst = 1000000\n\n\
+            "\n[auth]\nissuer = \"bench-issuer\"\naudience = \"bench-gateway\"\nhs256_secret = \"bench-secret-bench-secret-bench-secret\"\n",
+        );
+        if let Some(key) = rs256_public_key {
+            conf.push_str(&format!("rs256_public_key_file = \"{}\"\n", key.display()));
+        }
+        conf.push_str(
+            "\n[rate_limit]\nrequests = 1000000\nper_ms = 1000\nburst = 1000000\n\n\
              [address_rate_limit]\nrequests = 1000000\nper_ms = 1000\nburst = 1000000\n",
         );
     }
-    let path: PathBuf = work.join(format!("gateway-{guarded}.toml"));
+    let keys = if rs256_public_key.is_some() {
+        "-rs256"
+    } else {
+        ""
+    };
+    let path: PathBuf = work.join(format!("gateway-{guarded}{keys}.toml"));
     std::fs::write(&path, conf)?;
     let child = spawn_pinned(
         bin,
@@ -678,7 +792,13 @@ fn start_bare(bin: &str, upstream: SocketAddr, pinned: bool) -> anyhow::Result<P
     Ok(Proxy { child, port })
 }
 
-fn wrk(url: &str, secs: u64, header: Option<&str>, pinned: bool) -> anyhow::Result<Measured> {
+fn wrk(
+    url: &str,
+    secs: u64,
+    header: Option<&str>,
+    script: Option<&Path>,
+    pinned: bool,
+) -> anyhow::Result<Measured> {
     let mut command = on_core("wrk", "0", pinned);
     command.args([
         "-t1",
@@ -688,6 +808,9 @@ fn wrk(url: &str, secs: u64, header: Option<&str>, pinned: bool) -> anyhow::Resu
     ]);
     if let Some(header) = header {
         command.args(["-H", header]);
+    }
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
     }
     let output = command.arg(url).output().context("running wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);
