@@ -31,29 +31,6 @@ pub struct TraceTree {
     pub duplicates: usize,
 }
 
-impl TraceTree {
-    /// The indices of `index`'s children, in order.
-    pub fn children(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(move |(_, node)| node.parent == Some(index))
-            .map(|(i, _)| i)
-    }
-
-    /// The index of the node holding `span_id`.
-    pub fn find(&self, span_id: SpanId) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|node| node.span.span_id == span_id)
-    }
-
-    /// How many spans are orphans.
-    pub fn orphans(&self) -> usize {
-        self.nodes.iter().filter(|node| node.orphan).count()
-    }
-}
-
 /// Assembles one trace's spans, whatever order they arrived in, into its tree.
 ///
 /// A span whose parent is not among `spans` is an orphan: placed at depth 0 after the roots,

@@ -1,19 +1,18 @@
-//! The Tracing lab's services: the core behind real sockets.
+//! The Tracing lab's services: W3C trace context on every hop, OpenTelemetry's SDK in every
+//! service, and an OTLP/HTTP collector of the lab's own around `trace-context-core`.
 //!
-//! [`router`] is the service every process of the lab serves: `GET /health`, and a
-//! problem+json 404 for anything else (`lab-http`'s fallback). Replace the placeholder with the
-//! lab's services, each in its own module with its own SQLite file where it keeps state.
+//! - [`propagator`] — the strict W3C propagator and the `HeaderMap` adapters;
+//! - [`telemetry`] — a service's tracer, exporter and request middleware;
+//! - [`otlp`] — OTLP/HTTP requests (protobuf and JSON) to the core's spans;
+//! - [`store`] — the collector's SQLite span store and its queries;
+//! - [`collector`] — the collector service: `POST /v1/traces`, the query API, the waterfall page;
+//! - [`flow`] — the guide's services: gateway → order → user ∥ product;
+//! - [`waterfall`] — a decided trace drawn as text and as HTML.
 
-use axum::Router;
-use axum::routing::get;
-
-/// The lab's HTTP service.
-pub fn router() -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .fallback(lab_http::not_found)
-}
-
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "lab": "tracing" }))
-}
+pub mod collector;
+pub mod flow;
+pub mod otlp;
+pub mod propagator;
+pub mod store;
+pub mod telemetry;
+pub mod waterfall;

@@ -6,6 +6,29 @@ use serde::{Deserialize, Serialize};
 use crate::ids::SpanId;
 use crate::tree::TraceTree;
 
+impl TraceTree {
+    /// The indices of `index`'s children, in order.
+    pub fn children(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(move |(_, node)| node.parent == Some(index))
+            .map(|(i, _)| i)
+    }
+
+    /// The index of the node holding `span_id`.
+    pub fn find(&self, span_id: SpanId) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|node| node.span.span_id == span_id)
+    }
+
+    /// How many spans are orphans.
+    pub fn orphans(&self) -> usize {
+        self.nodes.iter().filter(|node| node.orphan).count()
+    }
+}
+
 fn child_lists(tree: &TraceTree) -> Vec<Vec<usize>> {
     let mut children = vec![Vec::new(); tree.nodes.len()];
     for (i, node) in tree.nodes.iter().enumerate() {
@@ -215,6 +238,19 @@ mod tests {
             correct_skew(&mut long).is_empty(),
             "a child longer than its parent is left alone"
         );
+    }
+
+    #[test]
+    fn the_tree_answers_children_find_and_orphans() {
+        let tree = assemble([
+            span(1, None, "a", 0, 9),
+            span(2, Some(1), "b", 1, 2),
+            span(3, Some(7), "c", 1, 2),
+        ]);
+        assert_eq!(tree.children(0).collect::<Vec<_>>(), [1]);
+        assert_eq!(tree.find(SpanId([3; 8])), Some(2));
+        assert_eq!(tree.find(SpanId([9; 8])), None);
+        assert_eq!(tree.orphans(), 1);
     }
 
     #[test]

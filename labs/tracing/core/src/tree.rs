@@ -29,29 +29,6 @@ pub struct TraceTree {
     pub duplicates: usize,
 }
 
-impl TraceTree {
-    /// The indices of `index`'s children, in order.
-    pub fn children(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(move |(_, node)| node.parent == Some(index))
-            .map(|(i, _)| i)
-    }
-
-    /// The index of the node holding `span_id`.
-    pub fn find(&self, span_id: SpanId) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|node| node.span.span_id == span_id)
-    }
-
-    /// How many spans are orphans.
-    pub fn orphans(&self) -> usize {
-        self.nodes.iter().filter(|node| node.orphan).count()
-    }
-}
-
 // ANCHOR: assemble
 /// Assembles one trace's spans, whatever order they arrived in, into its tree.
 ///
@@ -80,7 +57,7 @@ pub fn assemble(spans: impl IntoIterator<Item = SpanRecord>) -> TraceTree {
     for (i, span) in unique.iter().enumerate() {
         match span.parent.map(|parent| index.get(&parent)) {
             None => starts.push(i),
-            Some(Some(&parent)) if parent != i => children[parent].push(i),
+            Some(Some(&parent)) => children[parent].push(i),
             Some(_) => orphans.push(i),
         }
     }

@@ -70,6 +70,10 @@ fn a_header_shorter_than_55_characters_is_refused() {
         "one character short"
     );
     assert_eq!(refused(""), TraceParentError::TooShort, "an empty header");
+    assert!(
+        TraceParentError::TooShort.to_string().contains("55"),
+        "the error says the rule in words, for the service's log"
+    );
 }
 
 #[test]
