@@ -26,11 +26,15 @@ pub fn keep_all(wait_ms: u64) -> CollectorConfig {
 
 /// A running collector.
 pub struct TestCollector {
+    /// Its inbox, store and decisions.
     pub handle: CollectorHandle,
+    /// Its base URL.
     pub url: String,
+    /// Its server.
     pub server: Running,
 }
 
+/// Starts a collector with an in-memory store on a free loopback port.
 pub async fn collector(config: CollectorConfig) -> TestCollector {
     let store = Store::open(None).expect("an in-memory store");
     let handle = CollectorHandle::start(config, store, TokioClock::new());
