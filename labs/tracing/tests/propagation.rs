@@ -69,7 +69,10 @@ fn invalid_cases() -> Vec<(&'static str, Vec<String>)> {
 }
 
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Option<String>, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Received>>>);
+
+/// The `traceparent` and `tracestate` a downstream call carried.
+type Received = (Option<String>, Option<String>);
 
 async fn record(State(seen): State<Seen>, headers: HeaderMap) -> &'static str {
     let text = |name: &str| {
