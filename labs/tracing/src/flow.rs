@@ -66,6 +66,8 @@ pub struct FlowConfig {
     pub wire: Wire,
     /// A service whose clock is off, and by how many ms.
     pub skew: Option<(&'static str, i64)>,
+    /// Seeds every service's ids (each its own stream), for a run that replays.
+    pub seed: Option<u64>,
 }
 
 impl Default for FlowConfig {
@@ -75,6 +77,7 @@ impl Default for FlowConfig {
             product_ms: 50,
             wire: Wire::Protobuf,
             skew: None,
+            seed: None,
         }
     }
 }
@@ -220,9 +223,15 @@ impl Flow {
                 .map_or(0, |(_, ms)| ms)
         };
         let mut telemetry = Vec::new();
-        for name in ["gateway", "order", "user", "product"] {
+        for (i, name) in ["gateway", "order", "user", "product"]
+            .into_iter()
+            .enumerate()
+        {
+            let seed = config
+                .seed
+                .map(|s| s.wrapping_mul(16).wrapping_add(i as u64));
             telemetry.push(Arc::new(
-                Telemetry::new(name, collector_url, config.wire, skew(name)).await?,
+                Telemetry::new(name, collector_url, config.wire, skew(name), seed).await?,
             ));
         }
         let client = reqwest::Client::builder()

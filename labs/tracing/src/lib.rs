@@ -7,9 +7,11 @@
 //! - [`store`] — the collector's SQLite span store and its queries;
 //! - [`collector`] — the collector service: `POST /v1/traces`, the query API, the waterfall page;
 //! - [`flow`] — the guide's services: gateway → order → user ∥ product;
-//! - [`waterfall`] — a decided trace drawn as text and as HTML.
+//! - [`waterfall`] — a decided trace drawn as text and as HTML;
+//! - [`demo`] — the narrated demo.
 
 pub mod collector;
+pub mod demo;
 pub mod flow;
 pub mod otlp;
 pub mod propagator;

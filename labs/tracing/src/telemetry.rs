@@ -20,7 +20,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{IdGenerator, SdkTracerProvider, SpanData, SpanExporter};
+use trace_context_core::IdSource;
 use tracing::field::Empty;
 use tracing::instrument::WithSubscriber;
 use tracing::{Dispatch, Instrument};
@@ -83,15 +84,38 @@ impl<E: SpanExporter> SpanExporter for SkewedClock<E> {
     }
 }
 
+/// Trace and span ids from a seed (the core's [`IdSource`]): a demo that replays.
+#[derive(Debug)]
+struct SeededIds(std::sync::Mutex<IdSource>);
+
+impl IdGenerator for SeededIds {
+    fn new_trace_id(&self) -> opentelemetry::TraceId {
+        let mut ids = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        opentelemetry::TraceId::from_bytes(ids.trace_id().0)
+    }
+
+    fn new_span_id(&self) -> opentelemetry::SpanId {
+        let mut ids = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        opentelemetry::SpanId::from_bytes(ids.span_id().0)
+    }
+}
+
 impl Telemetry {
     /// A service exporting to the collector at `collector` (its base URL), its clock off by
-    /// `skew_ms`. Builds the exporter on a blocking thread: its HTTP client is the blocking
+    /// `skew_ms`, its ids from `seed` when given (random otherwise). Builds the exporter on a blocking thread: its HTTP client is the blocking
     /// one, which must not be made inside the async runtime.
     pub async fn new(
         service: &'static str,
         collector: &str,
         wire: Wire,
         skew_ms: i64,
+        seed: Option<u64>,
     ) -> anyhow::Result<Telemetry> {
         let endpoint = format!("{collector}/v1/traces");
         tokio::task::spawn_blocking(move || {
@@ -104,7 +128,12 @@ impl Telemetry {
                 })
                 .with_timeout(Duration::from_secs(5))
                 .build()?;
-            let provider = SdkTracerProvider::builder()
+            let mut provider = SdkTracerProvider::builder();
+            if let Some(seed) = seed {
+                provider = provider
+                    .with_id_generator(SeededIds(std::sync::Mutex::new(IdSource::seeded(seed))));
+            }
+            let provider = provider
                 .with_batch_exporter(SkewedClock {
                     inner: exporter,
                     skew_ms,

@@ -109,7 +109,7 @@ async fn every_invalid_traceparent_restarts_the_trace_and_none_is_forwarded() {
     .await
     .expect("listens");
     let telemetry = Arc::new(
-        Telemetry::new("order", &collector.url, Wire::Protobuf, 0)
+        Telemetry::new("order", &collector.url, Wire::Protobuf, 0, None)
             .await
             .expect("telemetry"),
     );
