@@ -18,10 +18,10 @@ use crate::waterfall::TraceView;
 /// Seeds the services' ids, so every run tells the same story.
 pub const SEED: u64 = 17;
 
-/// The demo's collector: decided after 300 ms of quiet; slow from 150 ms; a quarter of the rest.
+/// The demo's collector: decided after 500 ms of quiet; slow from 150 ms; a quarter of the rest.
 pub fn demo_config() -> CollectorConfig {
     CollectorConfig {
-        decision_wait: Millis(300),
+        decision_wait: Millis(500),
         orphan_window: Millis(1_000),
         policy: SamplingPolicy {
             slow_ns: 150_000_000,

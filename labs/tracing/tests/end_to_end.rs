@@ -10,7 +10,7 @@ use lab_tracing::waterfall::TraceView;
 use support::{collector, keep_all, next_decision};
 
 async fn one_request(wire: Wire) -> (trace_context_core::Decision, TraceView) {
-    let collector = collector(keep_all(1_000)).await;
+    let collector = collector(keep_all(2_000)).await;
     let mut decisions = collector.handle.decisions();
     let flow = Flow::start(
         &collector.url,
