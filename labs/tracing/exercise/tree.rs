@@ -5,6 +5,7 @@
 #[allow(unused_imports)]
 use std::collections::{HashMap, HashSet};
 
+#[allow(unused_imports)]
 use crate::ids::SpanId;
 use crate::span::SpanRecord;
 
