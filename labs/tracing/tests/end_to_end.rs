@@ -139,3 +139,47 @@ async fn the_same_trace_arrives_over_otlp_json() {
     let (decision, view) = one_request(Wire::Json).await;
     check(&decision, &view);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaf_services_behaviour_changes_at_runtime() {
+    let collector = collector(keep_all(2_000)).await;
+    let flow = Flow::start(&collector.url, FlowConfig::default())
+        .await
+        .expect("the flow starts");
+    let product = &flow
+        .urls
+        .iter()
+        .find(|(name, _)| *name == "product")
+        .expect("a product service")
+        .1;
+    let client = reqwest::Client::new();
+    let answer: lab_tracing::flow::BehaviourUpdate = client
+        .put(format!("{product}/admin/behaviour"))
+        .json(&serde_json::json!({ "latency_ms": 5, "failing": true }))
+        .send()
+        .await
+        .expect("the product service answers")
+        .json()
+        .await
+        .expect("its behaviour");
+    assert_eq!(
+        (answer.latency_ms, answer.failing),
+        (Some(5), Some(true)),
+        "the update is applied"
+    );
+    let response = client
+        .get(format!("{}/order-details/123", flow.gateway_url))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(
+        response.status(),
+        502,
+        "a failing product service fails the order, and the gateway says so"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    flow.stop().await;
+}
