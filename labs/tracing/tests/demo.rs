@@ -32,15 +32,10 @@ async fn the_demo_tells_its_story_in_plain_text() {
             "the demo says {expected:?}:\n{text}"
         );
     }
-    let critical: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains('|') && l.ends_with('◆'))
-        .collect();
+    // Which call is on the critical path depends on the services' real timings (20 against
+    // 50 ms); `end_to_end.rs` checks it with latencies a loaded machine cannot reorder.
     assert!(
-        critical
-            .iter()
-            .any(|l| l.contains("product GET /products/{id}"))
-            && !critical.iter().any(|l| l.contains("user GET /users/{id}")),
-        "the critical path runs through the product service, not the user service:\n{text}"
+        text.lines().any(|l| l.contains('|') && l.ends_with('◆')),
+        "the waterfall marks a critical path:\n{text}"
     );
 }
