@@ -1,11 +1,22 @@
-//! The event store behind one trait: SQLite by default ([`sqlite`]), an in-memory copy of the
-//! core's [`MemoryStore`] for tests ([`memory`]). Every backend keeps the same contract, which
+//! The event store behind one trait: SQLite by default ([`sqlite`]), the core's
+//! `MemoryStore` for tests ([`memory`]). Every backend keeps the same contract, which
 //! `tests/contract.rs` checks: an append is all of its batch or nothing; versions and `$all`
 //! positions have no gap; a refused append writes nothing; a retried batch is not written
 //! twice; live notifications follow every commit.
+//!
+//! On top of the trait: [`load`] folds an order from its snapshot and tail (or at any past
+//! version), and [`subscribe`] drives the core's `Subscription` machine against a store, the
+//! feed a projection reads `$all` from.
 
+pub mod load;
 pub mod memory;
 pub mod sqlite;
+pub mod subscribe;
+
+pub use load::{LoadError, load, load_at};
+pub use memory::InMemory;
+pub use sqlite::{Durability, Sqlite};
+pub use subscribe::{Delivery, subscribe};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,7 +63,11 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Recorded>, StoreError>>;
 
     /// Up to `limit` events of `$all` after `position` (0: from the start).
-    fn read_all(&self, after: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Recorded>, StoreError>>;
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Recorded>, StoreError>>;
 
     /// The stream's version (0 when it has no events).
     fn version<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
@@ -62,8 +77,10 @@ pub trait EventStore: Send + Sync + 'static {
     fn live(&self) -> broadcast::Receiver<Recorded>;
 
     /// The stream's latest snapshot, if any (stale ones too: the loader decides).
-    fn snapshot<'a>(&'a self, stream: &'a str)
-    -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>>;
+    fn snapshot<'a>(
+        &'a self,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>>;
 
     /// Saves a snapshot of `stream`, replacing an older one.
     fn save_snapshot<'a>(

@@ -251,13 +251,20 @@ impl EventStore for Sqlite {
                 ))
                 .map_err(backend)?;
             let rows = query
-                .query_map(params![stream, from, limit.min(i64::MAX as usize) as i64], row_to_recorded)
+                .query_map(
+                    params![stream, from, limit.min(i64::MAX as usize) as i64],
+                    row_to_recorded,
+                )
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
         }))
     }
 
-    fn read_all(&self, after: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Recorded>, StoreError>> {
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Recorded>, StoreError>> {
         Box::pin(self.with(move |connection| {
             let mut query = connection
                 .prepare_cached(&format!(
@@ -265,7 +272,10 @@ impl EventStore for Sqlite {
                 ))
                 .map_err(backend)?;
             let rows = query
-                .query_map(params![after, limit.min(i64::MAX as usize) as i64], row_to_recorded)
+                .query_map(
+                    params![after, limit.min(i64::MAX as usize) as i64],
+                    row_to_recorded,
+                )
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
         }))

@@ -60,7 +60,11 @@ impl EventStore for InMemory {
         Box::pin(async move { Ok(self.store.lock().0.read_stream(stream, from, limit)) })
     }
 
-    fn read_all(&self, after: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Recorded>, StoreError>> {
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Recorded>, StoreError>> {
         Box::pin(async move { Ok(self.store.lock().0.read_all(after, limit)) })
     }
 
