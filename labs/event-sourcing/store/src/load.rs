@@ -16,7 +16,7 @@ pub enum LoadError {
     /// A stored event does not read as an order event, even upcast.
     #[error("event {version} of {stream} does not read as an order event: {error}")]
     Decode {
-        /// The stream.
+        /// The stream that failed to load.
         stream: String,
         /// The event's version.
         version: u64,
