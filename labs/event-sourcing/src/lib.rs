@@ -1,19 +1,16 @@
-//! The Event sourcing lab's services: the core behind real sockets.
+//! The event sourcing lab's store service: the event store of `event-sourcing-store` behind
+//! an HTTP API, checking every appended event against the order aggregate's rules.
 //!
-//! [`router`] is the service every process of the lab serves: `GET /health`, and a
-//! problem+json 404 for anything else (`lab-http`'s fallback). Replace the placeholder with the
-//! lab's services, each in its own module with its own SQLite file where it keeps state.
+//! - [`api`] — the routes: append with an expected version, commands, reads of a stream and
+//!   of `$all`, time travel, a live subscription as server-sent events;
+//! - [`wire`] — the request's JSON read by hand, the limits, events as the API shows them;
+//! - [`problem`] — every refusal as problem+json;
+//! - [`writer`] — a process that appends batches straight to the SQLite file, for the demo's
+//!   and the tests' crash.
 
-use axum::Router;
-use axum::routing::get;
+pub mod api;
+pub mod problem;
+pub mod wire;
+pub mod writer;
 
-/// The lab's HTTP service.
-pub fn router() -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .fallback(lab_http::not_found)
-}
-
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "lab": "event-sourcing" }))
-}
+pub use api::{AppState, router};
