@@ -152,9 +152,9 @@ async fn check_and_append(
                     Ok(appended) => Ok(appended),
                     Err(StoreError::Append(AppendError::PartlyAppended { .. })) | Err(_) => {
                         Err(unprocessable(format!(
-                            "event {index} ({}) breaks the order's rules at version {}: {rejection}",
+                            "event {index} ({}) breaks the order's rules as version {}: {rejection}",
                             new.event_type,
-                            loaded.version + index as u64
+                            loaded.version + 1 + index as u64
                         )))
                     }
                 };
