@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use event_sourcing_core::SnapshotPolicy;
-use event_sourcing_store::{Durability, Sqlite};
+use event_sourcing_store::{Durability, EventStore, JetStream, Sqlite};
 use lab_event_sourcing::AppState;
 use lab_runtime::cli::{Role as LabRole, RoleArgs};
 use lab_runtime::{Narrator, Palette};
@@ -25,7 +25,8 @@ enum Role {
     /// The narrated demo (the default).
     #[default]
     Demo,
-    /// The store's HTTP API alone, on `--port`, keeping its streams in `--data`.
+    /// The store's HTTP API alone, on `--port`, keeping its streams in `--data` (or in NATS
+    /// JetStream when `NATS_URL` is set).
     Store,
     /// Appends batches straight to `--data` until killed (the demo's crash).
     Writer,
@@ -79,18 +80,27 @@ async fn serve(args: &Args) -> anyhow::Result<()> {
     } else {
         Durability::Full
     };
-    let store = Sqlite::open(&args.data, durability)?;
+    // NATS JetStream when NATS_URL is set, else the SQLite file.
+    let (store, kept_in): (Arc<dyn EventStore>, String) = match std::env::var("NATS_URL") {
+        Ok(url) => (
+            Arc::new(JetStream::connect(&url, "EVENT_SOURCING_LAB", "event_sourcing_lab").await?),
+            format!("NATS JetStream at {url}"),
+        ),
+        Err(_) => (
+            Arc::new(Sqlite::open(&args.data, durability)?),
+            args.data.display().to_string(),
+        ),
+    };
     let listener = match lab_runtime::serve::bind_loopback(args.run.port()).await {
         Ok(listener) => listener,
         Err(error) => anyhow::bail!("cannot listen on port {}: {error}", args.run.port()),
     };
     println!(
-        "event store on http://{} (streams in {})",
-        listener.local_addr()?,
-        args.data.display()
+        "event store on http://{} (streams in {kept_in})",
+        listener.local_addr()?
     );
     let state = AppState {
-        store: Arc::new(store),
+        store,
         snapshots: SnapshotPolicy {
             every: args.snapshot_every.max(1),
         },

@@ -10,11 +10,13 @@
 
 pub mod load;
 pub mod memory;
+pub mod nats;
 pub mod sqlite;
 pub mod subscribe;
 
 pub use load::{LoadError, load, load_at};
 pub use memory::InMemory;
+pub use nats::JetStream;
 pub use sqlite::{Durability, Sqlite};
 pub use subscribe::{Delivery, subscribe};
 

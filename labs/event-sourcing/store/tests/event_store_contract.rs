@@ -1,5 +1,6 @@
 //! The store's contract, run against every backend: the in-memory reference, SQLite, and
-//! NATS JetStream when `NATS_URL` is set. Plus the race: N writers appending to one stream
+//! NATS JetStream when `NATS_URL` is set (`cargo xtask test` runs this target once more
+//! against a throwaway `nats-server -js`). Plus the race: N writers appending to one stream
 //! with `Exact` versions, each on its own SQLite connection, seeded and repeated.
 
 #![allow(clippy::unwrap_used)]
@@ -12,7 +13,8 @@ use event_sourcing_core::{
     SubscriptionConfig, encode,
 };
 use event_sourcing_store::{
-    Delivery, Durability, EventStore, InMemory, Sqlite, StoreError, load, load_at, subscribe,
+    Delivery, Durability, EventStore, InMemory, JetStream, Sqlite, StoreError, load, load_at,
+    subscribe,
 };
 
 /// A scratch file, removed with its WAL when dropped.
@@ -289,6 +291,31 @@ async fn the_sqlite_store_keeps_the_contract() {
     let reopened = Sqlite::open(&file.0, Durability::Normal).unwrap();
     assert_eq!(reopened.version("order-1").await.unwrap(), 3);
     assert_eq!(reopened.read_all(0, 100).await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn the_jetstream_store_keeps_the_contract() {
+    let Ok(url) = std::env::var("NATS_URL") else {
+        eprintln!("NATS_URL is not set: the JetStream backend is not tested in this run");
+        return;
+    };
+    // A stream of its own, so positions start at 1.
+    let unique = format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let name = format!("ES_CONTRACT_{unique}");
+    let store = JetStream::connect(&url, &name, &format!("es_contract_{unique}"))
+        .await
+        .unwrap();
+    contract(Arc::new(store)).await;
+    let context = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let _ = context.delete_stream(&name).await;
+    let _ = context.delete_key_value(format!("{name}_snapshots")).await;
 }
 
 // ANCHOR: race_test
