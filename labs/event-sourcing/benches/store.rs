@@ -266,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
         let with = started.elapsed();
         assert_eq!(fast, full, "snapshot + tail = full fold");
         let recorded = store.read_stream("order-long", 1, usize::MAX).await?;
-        let events = decode_all(&recorded)?;
+        let events = decode_all(recorded)?;
         let started = Instant::now();
         let state = fold(None, &events);
         let fold_only = started.elapsed();

@@ -36,7 +36,7 @@ pub use memory::MemoryStore;
 pub use order::{Command, Event, Line, Order, Rejection, State, Status, admit, fold};
 pub use record::{Appended, NewEvent, Recorded};
 pub use sansio_core::{Machine, Millis};
-pub use schema::{DecodeError, decode, encode};
+pub use schema::{DecodeError, decode, decode_owned, encode};
 pub use snapshot::{Loaded, SNAPSHOT_SCHEMA, Snapshot, SnapshotPolicy, start_from};
 pub use subscription::{Subscription, SubscriptionConfig};
 pub use version::{Conflict, ExpectedVersion};

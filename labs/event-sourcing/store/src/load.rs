@@ -2,7 +2,7 @@
 //! travel, the state at any past version. Every stored payload is upcast on the way in.
 
 use event_sourcing_core::{
-    DecodeError, Event, Loaded, Recorded, Snapshot, decode, fold, start_from,
+    DecodeError, Event, Loaded, Recorded, Snapshot, decode_owned, fold, start_from,
 };
 
 use crate::{EventStore, StoreError};
@@ -26,11 +26,11 @@ pub enum LoadError {
 }
 
 /// The order events of `recorded`, upcast.
-pub fn decode_all(recorded: &[Recorded]) -> Result<Vec<Event>, LoadError> {
+pub fn decode_all(recorded: Vec<Recorded>) -> Result<Vec<Event>, LoadError> {
     recorded
-        .iter()
+        .into_iter()
         .map(|event| {
-            decode(&event.event_type, event.schema, &event.data).map_err(|error| {
+            decode_owned(&event.event_type, event.schema, event.data).map_err(|error| {
                 LoadError::Decode {
                     stream: event.stream.clone(),
                     version: event.version,
@@ -48,7 +48,7 @@ pub async fn load(store: &dyn EventStore, stream: &str) -> Result<Loaded, LoadEr
     let tail = store
         .read_stream(stream, start.version + 1, usize::MAX)
         .await?;
-    Ok(start.fold_tail(&decode_all(&tail)?))
+    Ok(start.fold_tail(&decode_all(tail)?))
 }
 
 /// The stream's state at `version` ("time travel"): a current snapshot at or before it, then
@@ -65,7 +65,7 @@ pub async fn load_at(
     let start = start_from(snapshot);
     let count = (version - start.version) as usize;
     let tail = store.read_stream(stream, start.version + 1, count).await?;
-    Ok(start.fold_tail(&decode_all(&tail)?))
+    Ok(start.fold_tail(&decode_all(tail)?))
 }
 // ANCHOR_END: load
 
