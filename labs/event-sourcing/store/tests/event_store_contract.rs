@@ -322,6 +322,7 @@ async fn the_jetstream_store_keeps_the_contract() {
 #[test]
 fn racing_writers_with_exact_versions_win_each_version_once() {
     let seed = lab_test_support::seeded::seed(11);
+    eprintln!("race seed: {seed} (replay with PROPTEST_SEED={seed})");
     for round in 0..8u64 {
         let file = Scratch::new(&format!("race-{round}"));
         Sqlite::open(&file.0, Durability::Normal).unwrap();
