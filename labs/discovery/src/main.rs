@@ -5,7 +5,7 @@
 //! the lab's router instead. Output has colours only on a terminal and never with `NO_COLOR`.
 
 use clap::{Parser, ValueEnum};
-use discovery_core::{Input, Machine, Millis, Timer};
+use discovery_core::{Config, Millis, Registry};
 use lab_runtime::cli::{Role as LabRole, RoleArgs};
 use lab_runtime::{Narrator, Palette};
 
@@ -46,30 +46,16 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn demo(narrator: Narrator) -> anyhow::Result<()> {
-    let mut timer = Timer::new();
-    let script = [
-        (
+    let registry = Registry::new(Config::default());
+    println!("{}", narrator.step("A service registry"));
+    println!(
+        "{}",
+        narrator.at(
             Millis(0),
-            "arm for 1.5 s",
-            Some(Input::Arm {
-                after: Millis(1_500),
-            }),
-        ),
-        (Millis(1_000), "the clock reaches 1 s", None),
-        (Millis(2_000), "the clock reaches 2 s", None),
-    ];
-    println!("{}", narrator.step("A one-shot timer on a simulated clock"));
-    for (now, what, input) in script {
-        match input {
-            Some(input) => timer.handle_input(now, input)?,
-            None => timer.handle_timeout(now),
-        }
-        let mut line = what.to_owned();
-        while let Some(fired) = timer.poll_output() {
-            line.push_str(&format!("  → fired (deadline {})", fired.at));
-        }
-        println!("{}", narrator.at(now, "timer", &line));
-    }
+            "registry",
+            &format!("{} instances", registry.len())
+        )
+    );
     Ok(())
 }
 

@@ -1,19 +1,27 @@
-//! The Discovery core: the lab's logic as a pure, deterministic state machine.
+//! The Discovery core: a service registry as a pure, deterministic state machine.
 //!
 //! Nothing here does I/O, reads a clock or spawns a task, so it builds for
 //! `wasm32-unknown-unknown` and its tests drive it through hours in microseconds. The lab
-//! (`lab-discovery`) puts it behind real sockets; the graded exercise replaces [`deadline`] with the
-//! learner's copy (`--features exercise`).
+//! (`lab-discovery`) puts it behind a Consul-compatible HTTP API; the graded exercise replaces
+//! [`health`] with the learner's copy (`--features exercise`).
 //!
-//! - [`Timer`] — the placeholder machine: armed with a delay, it fires once at its deadline;
-//! - [`due_at`] — when an armed timer fires (graded).
+//! - [`Registry`] — the machine: instances, TTL and HTTP checks, the reaper, per-service
+//!   indexes and blocking queries;
+//! - [`Balancer`] — client-side balancing: round-robin, or power of two choices on latency;
+//! - [`health`] — the rules both use (graded): a check's status now, when an instance passes,
+//!   when the reaper strikes, when a blocking query is answered, how an instance is picked.
 
-mod timer;
+mod balancer;
+mod registry;
+mod rng;
+mod types;
 
 // The graded module: the reference, or the learner's copy with `--features exercise`.
-#[cfg_attr(feature = "exercise", path = "../../exercise/deadline.rs")]
-mod deadline;
+#[cfg_attr(feature = "exercise", path = "../../exercise/health.rs")]
+pub mod health;
 
-pub use deadline::due_at;
+pub use balancer::{Balancer, Strategy};
+pub use registry::{Config, Input, InstanceView, Output, Registry, RegistryError};
+pub use rng::SplitMix;
 pub use sansio_core::{Machine, Millis};
-pub use timer::{Fired, Input, Timer, TimerError};
+pub use types::{CheckKind, CheckSpec, CheckState, ProbeOutcome, ServiceSpec, Status};
