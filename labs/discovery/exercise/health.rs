@@ -46,9 +46,9 @@ pub fn instance_passing<'a>(checks: impl IntoIterator<Item = &'a CheckState>, no
 }
 
 /// When the reaper removes the instance of `check`: once the check has been critical for its
-/// `spec.deregister_after`. A check stored as critical counts from `critical_since`; a TTL
-/// check not yet stale will be critical from the instant after `fresh_until`. `None`: nothing
-/// to reap (no `deregister_after`, or a check that is not critical and cannot go stale).
+/// `spec.deregister_after`, counted from `critical_since`. `None`: nothing to reap (no
+/// `deregister_after`, or a check that is not critical). A TTL check that runs out is made
+/// critical by the registry at the instant after `fresh_until`, and counts from then.
 pub fn reap_at(check: &CheckState) -> Option<Millis> {
     todo!("the instant the reaper strikes, if ever")
 }

@@ -1,19 +1,14 @@
-//! The Discovery lab's services: the core behind real sockets.
+//! The Discovery lab's services: a service registry that speaks a subset of Consul's HTTP
+//! API, around `discovery-core`.
 //!
-//! [`router`] is the service every process of the lab serves: `GET /health`, and a
-//! problem+json 404 for anything else (`lab-http`'s fallback). Replace the placeholder with the
-//! lab's services, each in its own module with its own SQLite file where it keeps state.
+//! - [`server`] — the registry service: routes, blocking queries, HTTP probes, the timer task;
+//! - [`consul`] — Consul's wire format: registrations in, errors and response shapes out;
+//! - [`decode`] — Consul's way of reading JSON: case-insensitive keys, Go durations;
+//! - [`store`] — registrations in SQLite, restored after a restart.
 
-use axum::Router;
-use axum::routing::get;
+pub mod consul;
+pub mod decode;
+pub mod server;
+pub mod store;
 
-/// The lab's HTTP service.
-pub fn router() -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .fallback(lab_http::not_found)
-}
-
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "lab": "discovery" }))
-}
+pub use server::{RegistryService, Settings};

@@ -64,7 +64,11 @@ async fn serve(port: u16) -> anyhow::Result<()> {
     println!("discovery on http://{}", listener.local_addr()?);
     lab_runtime::serve::serve(
         listener,
-        lab_discovery::router(),
+        {
+            let settings = lab_discovery::Settings::default();
+            lab_discovery::RegistryService::start(&settings, lab_runtime::TokioClock::new())?
+                .router(&settings)
+        },
         lab_runtime::serve::ctrl_c(),
     )
     .await?;

@@ -60,17 +60,15 @@ pub fn instance_passing<'a>(checks: impl IntoIterator<Item = &'a CheckState>, no
 
 // ANCHOR: reap_at
 /// When the reaper removes the instance of `check`: once the check has been critical for its
-/// `deregister_after`. A check critical now counts from `critical_since`; a TTL check not yet
-/// stale will be critical from the instant after `fresh_until`. `None`: nothing to reap (no
-/// `deregister_after`, or a check that is not critical and cannot go stale).
+/// `deregister_after`, counted from `critical_since`. `None`: nothing to reap (no
+/// `deregister_after`, or a check that is not critical). A TTL check that runs out is made
+/// critical by the registry at the instant after `fresh_until`, and counts from then.
 pub fn reap_at(check: &CheckState) -> Option<Millis> {
     let after = check.spec.deregister_after?;
-    let since = match (check.status, check.critical_since, check.fresh_until) {
-        (Status::Critical, Some(since), _) => since,
-        (_, _, Some(until)) => until + Millis(1),
-        _ => return None,
-    };
-    Some(since + after)
+    match (check.status, check.critical_since) {
+        (Status::Critical, Some(since)) => Some(since + after),
+        _ => None,
+    }
 }
 // ANCHOR_END: reap_at
 
