@@ -257,10 +257,12 @@ impl Drop for Unwatch {
     fn drop(&mut self) {
         let now = self.shared.clock.now();
         let mut inner = self.shared.lock();
-        inner.waiters.remove(&self.watch);
-        let _ = inner
-            .registry
-            .handle_input(now, Input::Unwatch { watch: self.watch });
+        // An answered query's waiter is gone already, and the core forgot it: nothing to do.
+        if inner.waiters.remove(&self.watch).is_some() {
+            let _ = inner
+                .registry
+                .handle_input(now, Input::Unwatch { watch: self.watch });
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The registry as a [`Machine`]: instances and their checks, per-service indexes, TTL
 //! expiry, HTTP probes asked of the driver, the reaper, and blocking queries.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use sansio_core::{Machine, Millis};
 use serde::{Deserialize, Serialize};
@@ -184,6 +184,10 @@ pub struct Registry {
     indexes: BTreeMap<String, u64>,
     last_index: u64,
     watches: BTreeMap<u64, Waiting>,
+    /// The waiting queries of each service, so a change looks at its own watchers only.
+    watchers_of: BTreeMap<String, BTreeSet<u64>>,
+    /// The waiting queries by deadline, so a timeout looks at the due ones only.
+    deadlines: BTreeSet<(Millis, u64)>,
     rng: SplitMix,
     outputs: VecDeque<Output>,
 }
@@ -200,6 +204,8 @@ impl Registry {
             indexes: BTreeMap::new(),
             last_index: 0,
             watches: BTreeMap::new(),
+            watchers_of: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -305,17 +311,27 @@ impl Registry {
         index
     }
 
-    /// Answers the due queries: those of `service` (or all, for `None`).
+    /// Answers the due queries: those of `service`, or, for `None`, those whose deadline has
+    /// come. Which of them is due is `watch_due`'s to say.
     fn answer(&mut self, now: Millis, service: Option<&str>) {
-        let due: Vec<u64> = self
-            .watches
-            .iter()
-            .filter(|(_, w)| service.is_none_or(|s| s == w.service))
-            .filter(|(_, w)| watch_due(w.seen, self.index(&w.service), w.deadline, now))
-            .map(|(id, _)| *id)
-            .collect();
-        for watch in due {
-            if let Some(w) = self.watches.remove(&watch) {
+        let candidates: Vec<u64> = match service {
+            Some(service) => self
+                .watchers_of
+                .get(service)
+                .map(|ids| ids.iter().copied().collect())
+                .unwrap_or_default(),
+            None => self
+                .deadlines
+                .range(..=(now, u64::MAX))
+                .map(|(_, id)| *id)
+                .collect(),
+        };
+        for watch in candidates {
+            let due = self
+                .watches
+                .get(&watch)
+                .is_some_and(|w| watch_due(w.seen, self.index(&w.service), w.deadline, now));
+            if due && let Some(w) = self.take_watch(watch) {
                 let index = self.index(&w.service);
                 self.outputs.push_back(Output::Answered {
                     watch,
@@ -324,6 +340,19 @@ impl Registry {
                 });
             }
         }
+    }
+
+    /// Forgets a waiting query everywhere it is indexed.
+    fn take_watch(&mut self, watch: u64) -> Option<Waiting> {
+        let waiting = self.watches.remove(&watch)?;
+        self.deadlines.remove(&(waiting.deadline, watch));
+        if let Some(ids) = self.watchers_of.get_mut(&waiting.service) {
+            ids.remove(&watch);
+            if ids.is_empty() {
+                self.watchers_of.remove(&waiting.service);
+            }
+        }
+        Some(waiting)
     }
 
     fn register(
@@ -530,11 +559,16 @@ impl Machine for Registry {
                         deadline,
                     },
                 );
+                self.watchers_of
+                    .entry(service.clone())
+                    .or_default()
+                    .insert(watch);
+                self.deadlines.insert((deadline, watch));
                 self.answer(now, Some(&service));
                 Ok(())
             }
             Input::Unwatch { watch } => {
-                self.watches.remove(&watch);
+                self.take_watch(watch);
                 Ok(())
             }
         }
@@ -609,7 +643,7 @@ impl Machine for Registry {
             .filter_map(|c| c.fresh_until.map(|until| until + Millis(1)));
         let probes = self.next_probe.values().copied();
         let reaps = self.checks.values().filter_map(reap_at);
-        let waits = self.watches.values().map(|w| w.deadline);
+        let waits = self.deadlines.first().map(|(deadline, _)| *deadline);
         stale.chain(probes).chain(reaps).chain(waits).min()
     }
 }
