@@ -137,6 +137,9 @@ fn run() -> Result<()> {
             lab,
             criterion_args,
         } => {
+            if lab == "discovery" && !tools::apt_has(tools::APT_ETCD[0]) {
+                tools::apt_install(tools::APT_ETCD)?;
+            }
             let mut cmd = std::process::Command::new(tools::cargo());
             cmd.args(["bench", "-p", &format!("lab-{lab}")]);
             if !criterion_args.is_empty() {

@@ -28,6 +28,9 @@ pub const APT_BROWSER: &[&str] = &["chromium", "chromium-driver", "fonts-noto-co
 pub const APT_WASM_OFFLINE: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-16"];
 /// Debian package with the NATS server (JetStream with `-js`) for the broker-backed tests.
 pub const APT_NATS: &[&str] = &["nats-server"];
+/// Debian package with etcd (3.4), the discovery lab's benchmark peer; `cargo xtask bench
+/// discovery` installs it when missing.
+pub const APT_ETCD: &[&str] = &["etcd-server"];
 /// Binaryen's `wasm-opt` from the npm registry (optional: only makes the WASM smaller).
 /// Debian 12's binaryen (108) predates the reference-types output of current rustc and
 /// wasm-bindgen and produces a module that fails to instantiate, so we use a current release.

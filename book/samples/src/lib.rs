@@ -8,7 +8,6 @@
 //!
 //! | Module | Chapter |
 //! |---|---|
-//! | [`discovery`] | Service Discovery Pattern (registry, heartbeats, round-robin) |
 //! | [`communication`] | Service Communication (request-response and publish-subscribe) |
 //! | [`composition`] | API Composition |
 //! | [`cqrs`] | CQRS (command side and a read-model projection) |
@@ -18,6 +17,5 @@
 pub mod communication;
 pub mod composition;
 pub mod cqrs;
-pub mod discovery;
 pub mod event_sourcing;
 pub mod trace_context;
