@@ -18,7 +18,7 @@ use clap::{Parser, ValueEnum};
 use discovery_core::{Balancer, Strategy};
 use lab_discovery::{RegistryService, Settings};
 use lab_runtime::cli::{Role as LabRole, RoleArgs};
-use lab_runtime::{Narrator, Palette, TokioClock};
+use lab_runtime::{Narrator, TokioClock};
 use serde_json::{Value, json};
 
 /// Which part of the lab to run.
@@ -70,13 +70,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(Palette::detect_stderr().color)
-        .init();
+    lab_runtime::logging::init("warn");
     let args = Args::parse();
     match args.run.role() {
         Role::Demo => {

@@ -16,8 +16,8 @@ use clap::{Parser, ValueEnum};
 use event_sourcing_core::SnapshotPolicy;
 use event_sourcing_store::{Durability, EventStore, JetStream, Sqlite};
 use lab_event_sourcing::AppState;
+use lab_runtime::Narrator;
 use lab_runtime::cli::{Role as LabRole, RoleArgs};
-use lab_runtime::{Narrator, Palette};
 
 /// Which part of the lab to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -59,13 +59,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(Palette::detect_stderr().color)
-        .init();
+    lab_runtime::logging::init("warn");
     let args = Args::parse();
     match args.run.role() {
         Role::Demo => demo::run(Narrator::detect(), args.events).await,
