@@ -5,7 +5,8 @@
 //! it behind SQLite (or NATS JetStream) and HTTP; the graded exercise replaces [`decide`],
 //! [`evolve`] and [`check_expected`] with the learner's copies (`--features exercise`).
 //!
-//! - [`order`] — the aggregate's events, commands, state and rejections; [`fold`] and [`admit`];
+//! - [`order`] — the aggregate's events, commands, state and rejections;
+//! - [`history`] — [`fold`] and [`admit`], the store's use of the graded functions;
 //! - [`decide()`] and [`evolve`] — the aggregate's two functions (graded);
 //! - [`ExpectedVersion`], [`Conflict`] and [`check_expected`] (graded) — optimistic concurrency;
 //! - [`plan_append`] — one append's rule: idempotency by event id, then the expected version;
@@ -15,6 +16,7 @@
 //! - [`Subscription`] — catch-up-then-live delivery of `$all` with checkpoints, a `Machine`.
 
 pub mod append;
+pub mod history;
 pub mod memory;
 pub mod order;
 pub mod record;
@@ -32,8 +34,9 @@ mod expected;
 pub use append::{AppendError, Plan, plan_append};
 pub use decide::{decide, evolve};
 pub use expected::check_expected;
+pub use history::{admit, fold};
 pub use memory::MemoryStore;
-pub use order::{Command, Event, Line, Order, Rejection, State, Status, admit, fold};
+pub use order::{Command, Event, Line, Order, Rejection, State, Status};
 pub use record::{Appended, NewEvent, Recorded};
 pub use sansio_core::{Machine, Millis};
 pub use schema::{DecodeError, decode, decode_owned, encode};

@@ -256,24 +256,3 @@ impl std::fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
-
-/// Folds events, in order, into the state they leave, starting from `state`.
-pub fn fold<'a>(state: State, events: impl IntoIterator<Item = &'a Event>) -> State {
-    events.into_iter().fold(state, crate::decide::evolve)
-}
-
-/// Whether an event proposed for appending is one `decide` would have decided from `state`:
-/// the store's check that an appended event keeps the order's rules.
-pub fn admit(state: &State, event: &Event) -> Result<(), Rejection> {
-    let decided = crate::decide::decide(state, event.as_command())?;
-    if decided.as_slice() == std::slice::from_ref(event) {
-        Ok(())
-    } else if let (Event::OrderPlaced { total_cents }, Some(order)) = (event, state) {
-        Err(Rejection::WrongTotal {
-            claimed: *total_cents,
-            lines: order.total_cents(),
-        })
-    } else {
-        Err(Rejection::ChangesNothing)
-    }
-}

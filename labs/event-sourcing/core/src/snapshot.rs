@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::order::{Event, State, fold};
+use crate::history::fold;
+use crate::order::{Event, State};
 
 /// The shape of [`State`] snapshots are written with; bump it when `Order` changes shape, and
 /// every older snapshot is ignored.
