@@ -421,35 +421,11 @@ fn report(
 }
 
 fn note(raw: Option<&str>) -> String {
-    raw.unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("note="))
-        .map(percent_decode)
+    // `?note=` is form-encoded like every query: `+` is a space, `%XX` a byte.
+    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "note")
+        .map(|(_, value)| value.into_owned())
         .unwrap_or_default()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn check_pass(
@@ -595,6 +571,8 @@ mod tests {
         assert!(parse_query(Some("index=x")).is_err());
         assert!(parse_query(Some("wait=10")).is_err());
         assert_eq!(note(Some("note=all%20good+here")), "all good here");
-        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(note(Some("note=100%")), "100%");
+        assert_eq!(note(Some("other=1&note=a%26b")), "a&b");
+        assert_eq!(note(None), "");
     }
 }
