@@ -1,0 +1,13 @@
+//! Tracing for every lab service, the way a production Rust service does it: `tracing` spans,
+//! turned into OpenTelemetry spans by `tracing-opentelemetry`, exported over OTLP/HTTP, and
+//! W3C trace context on every hop by `trace-context-core`'s strict rules.
+//!
+//! - [`propagator`] — the strict W3C propagator and the `http::HeaderMap` adapters;
+//! - [`telemetry`] — a service's tracer, exporter and request middleware
+//!   (`telemetry.instrument(router)`), and [`telemetry::traced_get`] for outgoing calls.
+
+pub mod propagator;
+pub mod telemetry;
+
+pub use propagator::{HeaderExtractor, HeaderInjector, StrictPropagator};
+pub use telemetry::{Telemetry, Wire, traced_get};
