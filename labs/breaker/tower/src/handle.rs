@@ -213,6 +213,38 @@ enum Ticket {
     Unrecorded,
 }
 
+// ANCHOR: span_events
+/// A rejection as an event on the current span (the rejected call's): `tracing-opentelemetry`
+/// makes it an OpenTelemetry span event named by its message, `breaker.rejected`.
+fn record_rejection(rejected: &Rejected) {
+    tracing::event!(
+        name: "breaker.rejected",
+        tracing::Level::INFO,
+        breaker.state = rejected.state.name(),
+        breaker.retry_after_ms = rejected.retry_after.map(|wait| wait.0),
+        "breaker.rejected"
+    );
+}
+
+/// A state change as an event on the current span: the span of the call (or the tick)
+/// whose outcome moved the breaker.
+fn record_transition(event: &Event) {
+    if let Event::StateTransition {
+        from, to, reason, ..
+    } = event
+    {
+        tracing::event!(
+            name: "breaker.transition",
+            tracing::Level::INFO,
+            breaker.from = from.name(),
+            breaker.to = to.name(),
+            breaker.reason = ?reason,
+            "breaker.transition"
+        );
+    }
+}
+// ANCHOR_END: span_events
+
 impl Breaker {
     /// A breaker with `config`, reading time from `clock`.
     ///
@@ -291,7 +323,9 @@ impl Breaker {
         if word & MODE_BITS == MODE_DISABLED {
             return Ok(Ticket::Unrecorded);
         }
-        let permit = self.locked(|core, now| core.try_acquire(now))?;
+        let permit = self
+            .locked(|core, now| core.try_acquire(now))
+            .inspect_err(record_rejection)?;
         Ok(match permit.admitted_in() {
             State::Disabled => Ticket::Unrecorded,
             _ => Ticket::Core(permit),
@@ -462,6 +496,7 @@ impl Breaker {
     fn settle(&self, core: &mut CircuitBreaker) {
         while let Some(output) = core.poll_output() {
             if let Output::Event(event @ Event::StateTransition { .. }) = output {
+                record_transition(&event);
                 let mut log = self.transitions.lock();
                 if log.len() == TRANSITION_LOG {
                     log.remove(0);
