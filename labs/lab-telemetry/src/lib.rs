@@ -4,8 +4,13 @@
 //!
 //! - [`propagator`] — the strict W3C propagator and the `http::HeaderMap` adapters;
 //! - [`telemetry`] — a service's tracer, exporter and request middleware
-//!   (`telemetry.instrument(router)`), and [`telemetry::traced_get`] for outgoing calls.
+//!   (`telemetry.instrument(router)`), and [`telemetry::traced_get`] for outgoing calls;
+//! - [`client`] — any outgoing request in a client span ([`client::traced_execute`]), and
+//!   work run under a service's subscriber;
+//! - [`messages`] — trace context in a message's headers and an outbox row.
 
+pub mod client;
+pub mod messages;
 pub mod propagator;
 pub mod telemetry;
 

@@ -10,7 +10,8 @@
 //!   is committed;
 //! - [`db`]: each service's SQLite file, and write transactions that take the lock up front;
 //! - [`narration`]: the demo's live sequence diagram, painted only for a terminal;
-//! - [`system`]: all four services in one process, for the demo, the tests and the bench.
+//! - [`system`]: all four services in one process, for the demo, the tests and the bench;
+//! - [`telemetry`]: each service's tracing, on when an OTLP endpoint is given.
 
 pub mod bus;
 pub mod choreography;
@@ -24,4 +25,5 @@ pub mod payment;
 pub mod problem;
 pub mod shipping;
 pub mod system;
+pub mod telemetry;
 pub mod transport;

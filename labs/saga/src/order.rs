@@ -37,6 +37,9 @@ use crate::db::{self, Db, Storage};
 use crate::line::{OrderLine, Reply};
 use crate::problem::{self, Problem};
 use crate::transport::Transport;
+use lab_telemetry::Telemetry;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS orders (
@@ -203,6 +206,8 @@ pub struct OrderService {
     narrator: Option<Narrator>,
     /// The orchestrator's clock: the wall clock's milliseconds at start, then tokio's time.
     clock: TokioClock,
+    /// The order service's tracing: a span per saga run and per step, when on.
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl std::fmt::Debug for OrderService {
@@ -239,6 +244,7 @@ impl OrderService {
             running: Arc::default(),
             narrator: None,
             clock: TokioClock::from_wall_clock(),
+            telemetry: None,
         }))
     }
 
@@ -256,6 +262,19 @@ impl OrderService {
                 service.definition = definition;
             }
         }
+    }
+
+    /// Traces every saga run (a root span, a child per step and compensation, the calls to
+    /// the participants with `traceparent`) with `telemetry`, before the service is shared.
+    pub fn set_telemetry(service: &mut Arc<OrderService>, telemetry: Option<Arc<Telemetry>>) {
+        if let Some(service) = Arc::get_mut(service) {
+            service.telemetry = telemetry;
+        }
+    }
+
+    /// The order service's tracing, when it is on.
+    pub fn telemetry(&self) -> Option<&Arc<Telemetry>> {
+        self.telemetry.as_ref()
     }
 
     /// Arms a crash for the next run.
@@ -358,7 +377,7 @@ impl OrderService {
                 self.now(),
             )?;
         }
-        self.drive(&line, saga).await
+        self.traced_drive(&line, saga).await
     }
 
     /// Carries out the saga's outputs until it ends: write-ahead, send, report the reply.
@@ -384,7 +403,9 @@ impl OrderService {
                                 command.step_name, command.operation
                             )));
                         }
-                        let reply = self.execute(&command, line).await;
+                        let step = self.step_span(&command);
+                        let reply = self.execute(&command, line).instrument(step.clone()).await;
+                        record_reply(&step, &reply);
                         if let Some(narrator) = &self.narrator {
                             narrator(&Note::Replied(command.clone(), reply.clone()));
                         }
@@ -424,6 +445,72 @@ impl OrderService {
     }
     // ANCHOR_END: run_saga
 
+    // ANCHOR: saga_span
+    /// [`drive`](Self::drive) in the saga's root span, under the order service's tracing,
+    /// when it is on: one saga run is one trace.
+    async fn traced_drive(
+        &self,
+        line: &OrderLine,
+        saga: Saga,
+    ) -> Result<SagaOutcome, OrchestratorError> {
+        let Some(telemetry) = &self.telemetry else {
+            return self.drive(line, saga).await;
+        };
+        let span = telemetry.in_scope(|| {
+            tracing::info_span!(
+                parent: None,
+                "saga",
+                otel.name = format!("saga {}", self.definition.name),
+                otel.status_code = Empty,
+                saga.name = self.definition.name.as_str(),
+                saga.id = line.order_id.as_str(),
+                saga.outcome = Empty,
+            )
+        });
+        let result = telemetry
+            .run(self.drive(line, saga).instrument(span.clone()))
+            .await;
+        match &result {
+            Ok(outcome) => {
+                span.record("saga.outcome", format!("{outcome:?}"));
+                if *outcome == SagaOutcome::NeedsAttention {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(error) => {
+                span.record("saga.outcome", error.to_string());
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        result
+    }
+
+    /// A span for one command: a step's action (named by the step) or its compensation
+    /// (`compensate <step>`), child of the saga's span; none when tracing is off.
+    fn step_span(&self, command: &Command) -> Span {
+        if self.telemetry.is_none() {
+            return Span::none();
+        }
+        let (name, kind) = match command.kind {
+            CommandKind::Action => (command.step_name.clone(), "action"),
+            CommandKind::Compensation => {
+                (format!("compensate {}", command.step_name), "compensation")
+            }
+        };
+        tracing::info_span!(
+            "step",
+            otel.name = name,
+            otel.status_code = Empty,
+            saga.step = command.step_name.as_str(),
+            saga.step.kind = kind,
+            saga.participant = command.participant.as_str(),
+            saga.operation = command.operation.as_str(),
+            saga.attempt = command.attempt,
+            saga.reply.status = Empty,
+        )
+    }
+    // ANCHOR_END: saga_span
+
     // ANCHOR: resume_saga
     /// Sets a stopped saga going again and drives it to its end: a NEEDS_ATTENTION saga gets
     /// `Resumed` in its log and a fresh retry window for the stuck step; a PENDING saga
@@ -447,7 +534,7 @@ impl OrderService {
         let mut saga = Saga::resume(order_id, self.definition.clone(), log, self.now())?;
         while saga.poll_output().is_some() {} // nothing new: the log is stored already
         saga.retry(self.now())?;
-        self.drive(&line, saga).await
+        self.traced_drive(&line, saga).await
     }
     // ANCHOR_END: resume_saga
 
@@ -725,6 +812,15 @@ impl OrderService {
                 |row| row.get(0),
             )
             .unwrap_or(-1)
+    }
+}
+
+/// Records a participant's reply on its step's span: the status, and an error unless it
+/// succeeded.
+fn record_reply(span: &Span, reply: &Reply) {
+    span.record("saga.reply.status", reply.status);
+    if !reply.is_success() {
+        span.record("otel.status_code", "ERROR");
     }
 }
 

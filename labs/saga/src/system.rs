@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::Router;
+use lab_runtime::Running;
 use saga_core::OrderStatus;
 use serde::Serialize;
 
@@ -19,6 +21,7 @@ use crate::order::{Narrator, OrderService};
 use crate::participant::{self, Participant};
 use crate::payment::{self, Payment};
 use crate::shipping::{self, Shipping};
+use crate::telemetry::{self, SagaTelemetry};
 use crate::transport::Transport;
 
 /// The starting books of a scenario.
@@ -69,6 +72,8 @@ pub struct System {
     pub inventory: Arc<Participant<Inventory>>,
     /// The shipping participant.
     pub shipping: Arc<Participant<Shipping>>,
+    /// The services' tracing, when it is on.
+    pub telemetry: Option<SagaTelemetry>,
 }
 
 /// Where the four databases live.
@@ -98,11 +103,20 @@ pub struct Options {
     pub narrator: Option<Narrator>,
     /// Extra tables in every database (the choreography's outbox, inbox, dead letters).
     pub extra_schema: String,
+    /// The services' tracing (none: nothing is traced).
+    pub telemetry: Option<SagaTelemetry>,
 }
 
-impl System {
-    /// Opens (or reopens) the four services; seeds the books when `seed` is given.
-    pub fn start(place: &Place, seed: Option<&Seed>, options: Options) -> anyhow::Result<System> {
+/// The participants of a [`System`], opened and seeded, and their (traced) routers.
+struct Participants {
+    payment: Arc<Participant<Payment>>,
+    inventory: Arc<Participant<Inventory>>,
+    shipping: Arc<Participant<Shipping>>,
+    routers: HashMap<String, Router>,
+}
+
+impl Participants {
+    fn open(place: &Place, seed: Option<&Seed>, options: &Options) -> anyhow::Result<Self> {
         let payment =
             Participant::<Payment>::open(&place.storage("payment"), &options.extra_schema)?;
         let inventory =
@@ -114,32 +128,77 @@ impl System {
             inventory::stock(&inventory.db().lock(), SKU, seed.stock)?;
             shipping::set_free_slots(&shipping.db().lock(), seed.couriers)?;
         }
+        let traced = |name: &str, router: Router| {
+            let telemetry = options.telemetry.as_ref().and_then(|t| t.of(name));
+            (
+                name.to_owned(),
+                telemetry::instrument(telemetry.as_ref(), router),
+            )
+        };
         let routers = HashMap::from([
-            (
-                "payment".to_owned(),
-                participant::router(Arc::clone(&payment)),
-            ),
-            (
-                "inventory".to_owned(),
-                participant::router(Arc::clone(&inventory)),
-            ),
-            (
-                "shipping".to_owned(),
-                participant::router(Arc::clone(&shipping)),
-            ),
+            traced("payment", participant::router(Arc::clone(&payment))),
+            traced("inventory", participant::router(Arc::clone(&inventory))),
+            traced("shipping", participant::router(Arc::clone(&shipping))),
         ]);
-        let mut order = OrderService::open(
-            &place.storage("order"),
-            Transport::InProcess(routers),
-            &options.extra_schema,
-        )?;
-        OrderService::configure(&mut order, !options.non_durable, options.narrator, None);
-        Ok(System {
-            order,
+        Ok(Participants {
             payment,
             inventory,
             shipping,
+            routers,
         })
+    }
+
+    fn with_order(
+        self,
+        place: &Place,
+        options: Options,
+        transport: Transport,
+    ) -> anyhow::Result<System> {
+        let mut order =
+            OrderService::open(&place.storage("order"), transport, &options.extra_schema)?;
+        OrderService::configure(&mut order, !options.non_durable, options.narrator, None);
+        let telemetry = options.telemetry.as_ref().and_then(|t| t.of("order"));
+        OrderService::set_telemetry(&mut order, telemetry);
+        Ok(System {
+            order,
+            payment: self.payment,
+            inventory: self.inventory,
+            shipping: self.shipping,
+            telemetry: options.telemetry,
+        })
+    }
+}
+
+impl System {
+    /// Opens (or reopens) the four services; seeds the books when `seed` is given. The order
+    /// service calls the participants' routers in-process.
+    pub fn start(place: &Place, seed: Option<&Seed>, options: Options) -> anyhow::Result<System> {
+        let participants = Participants::open(place, seed, &options)?;
+        let transport = Transport::InProcess(participants.routers.clone());
+        participants.with_order(place, options, transport)
+    }
+
+    /// [`start`](Self::start), with each participant listening on a free loopback port and
+    /// the order service calling them over HTTP. The servers stop when dropped.
+    pub async fn start_over_http(
+        place: &Place,
+        seed: Option<&Seed>,
+        options: Options,
+    ) -> anyhow::Result<(System, Vec<Running>)> {
+        let participants = Participants::open(place, seed, &options)?;
+        let mut servers = Vec::new();
+        let mut base_urls = HashMap::new();
+        for (name, router) in &participants.routers {
+            let server = lab_runtime::spawn(router.clone(), ([127, 0, 0, 1], 0).into()).await?;
+            base_urls.insert(name.clone(), format!("http://{}", server.addr));
+            servers.push(server);
+        }
+        let transport = Transport::Http {
+            client: reqwest::Client::new(),
+            base_urls,
+            timeout: std::time::Duration::from_secs(5),
+        };
+        Ok((participants.with_order(place, options, transport)?, servers))
     }
 
     /// Everyone's books, and the order's status.

@@ -4,6 +4,9 @@
 //! order line as JSON) and get the same [`Reply`]. The in-process transport skips the socket,
 //! which lets tests run with tokio's paused clock (a real socket and a paused clock do not
 //! mix: the clock jumps ahead while the kernel delivers bytes).
+//!
+//! Inside a traced step, both make the call in a client span and send its context as
+//! `traceparent`, so the participant's server span is its child.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,8 +14,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
+use lab_telemetry::client;
 use saga_core::Command;
 use tower::ServiceExt;
+use tracing::{Instrument, Span};
 
 use crate::line::{OrderLine, Reply};
 use crate::participant::{IDEMPOTENCY_KEY, problem_reply};
@@ -45,6 +50,8 @@ impl Transport {
             Err(error) => return problem_reply(problem::bad_request(error.to_string())),
         };
         let path = format!("/{}", command.operation);
+        // Traced only inside a traced step: with tracing off, no span and no header.
+        let traced = !Span::current().is_disabled();
         match self {
             Transport::InProcess(routers) => {
                 let Some(router) = routers.get(&command.participant) else {
@@ -54,12 +61,24 @@ impl Transport {
                     .header("content-type", "application/json")
                     .header(IDEMPOTENCY_KEY, &command.idempotency_key)
                     .body(Body::from(body));
-                let Ok(request) = request else {
+                let Ok(mut request) = request else {
                     return problem_reply(problem::bad_request("unrepresentable request"));
                 };
-                match router.clone().oneshot(request).await {
+                let span =
+                    match reqwest::Url::parse(&format!("http://{}{path}", command.participant)) {
+                        Ok(url) if traced => client::client_span("POST", &url),
+                        _ => Span::none(),
+                    };
+                client::inject(&span, request.headers_mut());
+                match router
+                    .clone()
+                    .oneshot(request)
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok(response) => {
                         let status = response.status().as_u16();
+                        client::record_status(&span, Some(status));
                         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
                             .await
                             .unwrap_or_default();
@@ -79,14 +98,18 @@ impl Transport {
                 let Some(base) = base_urls.get(&command.participant) else {
                     return unknown(&command.participant);
                 };
-                let response = client
+                let request = client
                     .post(format!("{base}{path}"))
                     .header(IDEMPOTENCY_KEY, &command.idempotency_key)
                     .header("content-type", "application/json")
                     .body(body)
                     .timeout(*timeout)
-                    .send()
-                    .await;
+                    .build();
+                let response = match request {
+                    Ok(request) if traced => client::traced_execute(client, request).await,
+                    Ok(request) => client.execute(request).await,
+                    Err(error) => Err(error),
+                };
                 match response {
                     Ok(response) => {
                         let status = response.status().as_u16();
