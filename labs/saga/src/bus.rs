@@ -11,6 +11,10 @@
 //! 100 000 messages' worth), and each *deployment* (one data directory) has its own subjects
 //! (`saga-lab.<deployment>.<event>`) and durable consumers (`<deployment>-<service>`), so two
 //! demos never see each other's events and a restarted service finds its consumer again.
+//!
+//! A message carries the trace context of the span that published it ([`Message::trace`]):
+//! on NATS as its `traceparent`/`tracestate` headers ([`NatsInjector`], [`NatsExtractor`]),
+//! on the in-process bus as it is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +22,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
+use lab_telemetry::messages::TraceHeaders;
+use opentelemetry::propagation::{Extractor, Injector};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -30,7 +36,77 @@ pub struct Message {
     pub event: String,
     /// The order line, as JSON.
     pub payload: Vec<u8>,
+    /// The trace context of the span that published it (empty when tracing is off): NATS
+    /// carries it as the message's `traceparent`/`tracestate` headers.
+    pub trace: TraceHeaders,
 }
+
+// ANCHOR: nats_headers
+/// Reads a NATS message's headers for a propagator (every value of a repeated header).
+pub struct NatsExtractor<'a>(pub &'a async_nats::HeaderMap);
+
+impl Extractor for NatsExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(async_nats::HeaderValue::as_str)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(name, _)| name.as_ref()).collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values: Vec<&str> = self
+            .0
+            .get_all(key)
+            .map(async_nats::HeaderValue::as_str)
+            .collect();
+        (!values.is_empty()).then_some(values)
+    }
+}
+
+/// Writes into a NATS message's headers for a propagator.
+pub struct NatsInjector<'a>(pub &'a mut async_nats::HeaderMap);
+
+impl Injector for NatsInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key, value);
+    }
+}
+
+/// Copies `trace` into a message's headers: what was stored, one value per header.
+fn write_trace(trace: &TraceHeaders, headers: &mut async_nats::HeaderMap) {
+    let mut injector = NatsInjector(headers);
+    for (key, value) in [
+        ("traceparent", trace.traceparent()),
+        ("tracestate", trace.tracestate()),
+    ] {
+        if let Some(value) = value {
+            injector.set(key, value.to_owned());
+        }
+    }
+}
+
+/// A received message's trace headers, every value as it came (two `traceparent` headers
+/// stay two, and restart the trace).
+fn read_trace(headers: Option<&async_nats::HeaderMap>) -> TraceHeaders {
+    let Some(headers) = headers else {
+        return TraceHeaders::default();
+    };
+    let extractor = NatsExtractor(headers);
+    let all = |key| {
+        extractor
+            .get_all(key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    };
+    TraceHeaders {
+        traceparent: all("traceparent"),
+        tracestate: all("tracestate"),
+    }
+}
+// ANCHOR_END: nats_headers
 
 /// Where and how the lab's events are kept on a NATS server.
 #[derive(Clone, Debug)]
@@ -262,6 +338,14 @@ impl Bus {
         }
     }
 
+    /// `messaging.system` for the spans: `nats` or `in-process`.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Bus::InProcess(_) => "in-process",
+            Bus::Nats(_) => "nats",
+        }
+    }
+
     /// Whether messages survive the process (JetStream) or die with it (in-process).
     pub fn is_durable(&self) -> bool {
         matches!(self, Bus::Nats(_))
@@ -292,6 +376,7 @@ impl Bus {
                 // The deployment keeps two demos' `order-1:OrderCreated` apart.
                 let id = format!("{}:{}", nats.deployment, message.id);
                 headers.insert("Nats-Msg-Id", id.as_str());
+                write_trace(&message.trace, &mut headers);
                 nats.jetstream
                     .publish_with_headers(
                         format!("{}.{}", nats.prefix(), message.event),
@@ -344,6 +429,14 @@ impl Bus {
 }
 
 impl Subscription {
+    /// `messaging.system` for the spans: `nats` or `in-process`.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Subscription::InProcess { .. } => "in-process",
+            Subscription::Nats { .. } => "nats",
+        }
+    }
+
     /// Messages a previous run of this consumer received and never acknowledged, and how
     /// long JetStream waits before it redelivers them (`None` on the in-process bus).
     pub fn awaiting_redelivery(&self) -> Option<(usize, Duration)> {
@@ -398,11 +491,13 @@ impl Subscription {
                     .and_then(|headers| headers.get("Nats-Msg-Id"))
                     .map(|value| value.as_str().to_owned());
                 let id = message_id(header.as_deref(), deployment, sequence);
+                let trace = read_trace(message.headers.as_ref());
                 return Some(Delivery {
                     message: Message {
                         id,
                         event,
                         payload: message.payload.to_vec(),
+                        trace,
                     },
                     source: Source::Nats(Box::new(message)),
                 });
@@ -414,6 +509,30 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_headers_go_into_a_nats_message_and_come_back_as_they_were() {
+        let trace = TraceHeaders::stored(
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+            Some("lab=1".to_owned()),
+        );
+        let mut headers = async_nats::HeaderMap::new();
+        write_trace(&trace, &mut headers);
+        assert_eq!(read_trace(Some(&headers)), trace);
+        assert_eq!(read_trace(None), TraceHeaders::default());
+
+        headers.append(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01",
+        );
+        let twice = read_trace(Some(&headers));
+        assert_eq!(
+            twice.traceparent.len(),
+            2,
+            "a repeated header is kept twice"
+        );
+        assert!(twice.incoming().parent.is_none(), "and restarts the trace");
+    }
 
     #[test]
     fn a_message_without_an_id_is_known_by_its_stream_sequence() {

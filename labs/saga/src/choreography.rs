@@ -33,10 +33,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lab_telemetry::Telemetry;
+use lab_telemetry::client;
+use lab_telemetry::messages::{self, TraceHeaders};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use saga_core::{CommandKind, OrderStatus, SagaDefinition};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::bus::{Bus, Message, Subscription};
 use crate::db::{self, Db, Storage};
@@ -61,7 +66,8 @@ pub use http::{order_router, participant_router};
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
-    event TEXT NOT NULL, payload TEXT NOT NULL, published INTEGER NOT NULL DEFAULT 0
+    event TEXT NOT NULL, payload TEXT NOT NULL, published INTEGER NOT NULL DEFAULT 0,
+    traceparent TEXT, tracestate TEXT
 );
 CREATE TABLE IF NOT EXISTS inbox (message_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS dead_letter (
@@ -112,13 +118,23 @@ impl RetryPolicy {
 pub type EventNarrator = Arc<dyn Fn(&str, &Message) + Send + Sync>;
 
 // ANCHOR: enqueue
-/// Writes an event into the outbox, inside the caller's transaction. The id is derived from
-/// the order and the event, so writing it twice (a replay) is a no-op.
+/// Writes an event into the outbox, inside the caller's transaction, with the current
+/// span's trace context (none when tracing is off), so the relayed message continues the
+/// trace of the write that produced it. The id is derived from the order and the event, so
+/// writing it twice (a replay) is a no-op.
 pub fn enqueue(tx: &Transaction<'_>, event: &str, line: &OrderLine) -> rusqlite::Result<()> {
     let payload = serde_json::to_string(line).unwrap_or_default();
+    let trace = TraceHeaders::current();
     tx.execute(
-        "INSERT OR IGNORE INTO outbox (message_id, event, payload) VALUES (?1, ?2, ?3)",
-        rusqlite::params![format!("{}:{event}", line.order_id), event, payload],
+        "INSERT OR IGNORE INTO outbox (message_id, event, payload, traceparent, tracestate)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![
+            format!("{}:{event}", line.order_id),
+            event,
+            payload,
+            trace.traceparent(),
+            trace.tracestate()
+        ],
     )?;
     Ok(())
 }
@@ -281,11 +297,8 @@ fn shipping_reaction(event: &str) -> Option<Reaction> {
 /// approved once its money is captured (after the pivot, ShippingScheduled), cancelled once
 /// it is refused or refunded, and stopped for an operator if the capture was refused.
 fn order_reaction(db: &Db, message: &Message) -> Handled {
-    let status = match message.event.as_str() {
-        "PaymentCaptured" => OrderStatus::Approved,
-        "PaymentFailed" | "PaymentRefunded" => OrderStatus::Cancelled,
-        "PaymentCaptureFailed" => OrderStatus::NeedsAttention,
-        _ => return Handled::Done,
+    let Some(status) = order_status_after(&message.event) else {
+        return Handled::Done;
     };
     let Ok(line) = serde_json::from_slice::<OrderLine>(&message.payload) else {
         return Handled::Poison(format!("message {} is not an order line", message.id));
@@ -306,6 +319,16 @@ fn order_reaction(db: &Db, message: &Message) -> Handled {
     match result {
         Ok(()) => Handled::Done,
         Err(error) => Handled::Retry(error.to_string()),
+    }
+}
+
+/// The order's status once the order service has seen `event`, if the event ends the saga.
+fn order_status_after(event: &str) -> Option<OrderStatus> {
+    match event {
+        "PaymentCaptured" => Some(OrderStatus::Approved),
+        "PaymentFailed" | "PaymentRefunded" => Some(OrderStatus::Cancelled),
+        "PaymentCaptureFailed" => Some(OrderStatus::NeedsAttention),
+        _ => None,
     }
 }
 
@@ -330,6 +353,10 @@ pub struct Service {
     pub name: &'static str,
     db: Db,
     handler: Handler,
+    /// Whether the service reacts to an event (only those get a span of their own).
+    reacts_to: fn(&str) -> bool,
+    /// The service's tracing, when it is on.
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -347,6 +374,8 @@ impl Service {
             name: "order",
             db,
             handler: Arc::new(move |message| order_reaction(&handler_db, message)),
+            reacts_to: |event| order_status_after(event).is_some(),
+            telemetry: order.telemetry().cloned(),
         }
     }
 
@@ -360,16 +389,26 @@ impl Service {
                 Some(reaction) => react(&reacting, message, &reaction),
                 None => Handled::Done,
             }),
+            reacts_to: |event| reaction_of(D::NAME, event).is_some(),
+            telemetry: None,
         }
+    }
+
+    /// The same service, traced with `telemetry` (its relay's `publish` spans and its
+    /// consumer's `process` spans).
+    pub fn traced(mut self, telemetry: Option<Arc<Telemetry>>) -> Service {
+        self.telemetry = telemetry;
+        self
     }
 
     /// The four services of `system`.
     pub fn all(system: &System) -> Vec<Service> {
+        let telemetry = |name: &str| system.telemetry.as_ref().and_then(|t| t.of(name));
         vec![
             Service::order(&system.order),
-            Service::participant(&system.payment),
-            Service::participant(&system.inventory),
-            Service::participant(&system.shipping),
+            Service::participant(&system.payment).traced(telemetry("payment")),
+            Service::participant(&system.inventory).traced(telemetry("inventory")),
+            Service::participant(&system.shipping).traced(telemetry("shipping")),
         ]
     }
 
@@ -402,11 +441,13 @@ impl Service {
         })
     }
 
-    /// Runs the handler off the async threads: a busy database makes it wait.
-    async fn handle(&self, message: &Message) -> Handled {
+    /// Runs the handler off the async threads (a busy database makes it wait), inside
+    /// `span`: the outbox rows it writes carry the span's context.
+    async fn handle(&self, message: &Message, span: &Span) -> Handled {
         let handler = Arc::clone(&self.handler);
         let message = message.clone();
-        tokio::task::spawn_blocking(move || handler(&message))
+        let span = span.clone();
+        tokio::task::spawn_blocking(move || client::within(&span, || handler(&message)))
             .await
             .unwrap_or_else(|_| Handled::Retry("the handler panicked".to_owned()))
     }
@@ -590,6 +631,7 @@ impl Choreography {
             tasks.push(tokio::spawn(relay(
                 service.name,
                 Arc::clone(&service.db),
+                service.telemetry.clone(),
                 bus.clone(),
                 Arc::clone(&notify),
                 settings.narrator.clone(),
@@ -624,7 +666,17 @@ impl Choreography {
                 "this process does not run the order service",
             ));
         };
-        place_in(order.db(), line)?;
+        let span = match order.telemetry() {
+            Some(telemetry) => telemetry.in_scope(|| {
+                tracing::info_span!(
+                    "place order",
+                    otel.name = "place order",
+                    saga.id = line.order_id.as_str()
+                )
+            }),
+            None => Span::none(),
+        };
+        client::within(&span, || place_in(order.db(), line))?;
         self.notify.notify_waiters();
         Ok(())
     }
@@ -727,7 +779,7 @@ fn pending_orders(order_db: &Db) -> rusqlite::Result<Vec<String>> {
 fn published_events_of(db: &Db, orders: &[String]) -> rusqlite::Result<Vec<(i64, Message)>> {
     let connection = db.lock();
     let mut statement = connection.prepare(
-        "SELECT id, message_id, event, payload FROM outbox
+        "SELECT id, message_id, event, payload, traceparent, tracestate FROM outbox
          WHERE published = 1 AND json_extract(payload, '$.order_id') IN (SELECT value FROM json_each(?1))
          ORDER BY id",
     )?;
@@ -742,6 +794,7 @@ fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Message)> {
             id: row.get(1)?,
             event: row.get(2)?,
             payload: row.get::<_, String>(3)?.into_bytes(),
+            trace: TraceHeaders::stored(row.get(4)?, row.get(5)?),
         },
     ))
 }
@@ -754,6 +807,7 @@ fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Message)> {
 async fn relay(
     service: &'static str,
     db: Db,
+    telemetry: Option<Arc<Telemetry>>,
     bus: Bus,
     notify: Arc<Notify>,
     narrator: Option<EventNarrator>,
@@ -764,7 +818,8 @@ async fn relay(
             let connection = db.lock();
             let rows = connection
                 .prepare(
-                    "SELECT id, message_id, event, payload FROM outbox WHERE published = 0 ORDER BY id LIMIT 64",
+                    "SELECT id, message_id, event, payload, traceparent, tracestate FROM outbox
+                     WHERE published = 0 ORDER BY id LIMIT 64",
                 )
                 .and_then(|mut statement| statement.query_map([], outbox_row)?.collect());
             rows.unwrap_or_default()
@@ -778,8 +833,9 @@ async fn relay(
             }
             continue;
         }
-        for (id, message) in batch {
-            if let Err(error) = bus.publish(message.clone()).await {
+        for (id, mut message) in batch {
+            let span = publish_span(telemetry.as_deref(), &bus, &mut message);
+            if let Err(error) = bus.publish(message.clone()).instrument(span).await {
                 tracing::warn!(%error, service, "publish failed; retrying");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 break;
@@ -804,6 +860,65 @@ async fn relay(
 }
 // ANCHOR_END: relay
 
+// ANCHOR: message_spans
+/// With tracing on, the span a message is published in (`publish <event>`, a producer
+/// span): child of the write that put it in the outbox, whose context the row kept; the
+/// message then carries the publish span's context. Without, the message goes as it is.
+fn publish_span(telemetry: Option<&Telemetry>, bus: &Bus, message: &mut Message) -> Span {
+    let Some(telemetry) = telemetry else {
+        return Span::none();
+    };
+    let span = telemetry.in_scope(|| {
+        tracing::info_span!(
+            parent: None,
+            "publish",
+            otel.name = format!("publish {}", message.event),
+            otel.kind = "producer",
+            messaging.system = bus.system(),
+            messaging.operation.type = "send",
+            messaging.destination.name = message.event.as_str(),
+            messaging.message.id = message.id.as_str(),
+        )
+    });
+    messages::continue_from(&span, &message.trace);
+    message.trace = TraceHeaders::of(&span);
+    span
+}
+
+/// With tracing on and a message `service` reacts to, the span it is handled in
+/// (`process <event>`, a consumer span): the message's context is its remote parent, by
+/// the strict rules (an invalid `traceparent` starts a new trace, and says why).
+fn process_span(service: &Service, bus_system: &'static str, message: &Message) -> Span {
+    let Some(telemetry) = &service.telemetry else {
+        return Span::none();
+    };
+    if !(service.reacts_to)(&message.event) {
+        return Span::none();
+    }
+    let span = telemetry.in_scope(|| {
+        tracing::info_span!(
+            parent: None,
+            "process",
+            otel.name = format!("process {}", message.event),
+            otel.kind = "consumer",
+            otel.status_code = Empty,
+            messaging.system = bus_system,
+            messaging.operation.type = "process",
+            messaging.destination.name = message.event.as_str(),
+            messaging.message.id = message.id.as_str(),
+            trace.restarted = Empty,
+        )
+    });
+    let incoming = messages::continue_from(&span, &message.trace);
+    if let Some(restart) = incoming.restart
+        && !message.trace.is_empty()
+    {
+        span.record("trace.restarted", format!("{restart:?}"));
+    }
+    span
+}
+// ANCHOR_END: message_spans
+
 // ANCHOR: consume
 /// Handles a service's messages one by one: retried with backoff over the policy's window,
 /// then dead-lettered (at once if it can never be handled). A message is acknowledged only
@@ -822,13 +937,15 @@ async fn consume(
         }
     };
     let name = service.name;
+    let bus_system = subscription.system();
     while let Some(delivery) = subscription.next().await {
         let message = &delivery.message;
+        let span = process_span(&service, bus_system, message);
         let started = tokio::time::Instant::now();
         let mut attempt = 0;
         let failure = loop {
             attempt += 1;
-            match service.handle(message).await {
+            match service.handle(message, &span).await {
                 Handled::Done => break None,
                 Handled::Poison(error) => break Some(error),
                 Handled::Retry(error) => {
@@ -849,6 +966,10 @@ async fn consume(
                 }
             }
         };
+        if failure.is_some() {
+            span.record("otel.status_code", "ERROR");
+        }
+        drop(span);
         let Some(error) = failure else {
             notify.notify_waiters(); // a handled message usually wrote an outbox row
             delivery.ack().await;

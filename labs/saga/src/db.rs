@@ -56,12 +56,40 @@ pub fn open(storage: &Storage, schema: &str) -> rusqlite::Result<Db> {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         let tx = write_transaction(&mut connection)?;
         tx.execute_batch(schema)?;
+        add_missing_columns(&tx)?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(Arc::new(Mutex::new(connection)))
 }
+
+// ANCHOR: migrations
+/// Columns added to a table after files with the table already existed: `CREATE TABLE IF
+/// NOT EXISTS` leaves an old table as it was, so an old file gets them here (as NULL in the
+/// rows it has). `(table, column, declaration)`.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // The outbox keeps the trace context of the write that produced each event.
+    ("outbox", "traceparent", "TEXT"),
+    ("outbox", "tracestate", "TEXT"),
+];
+
+/// Adds every [`ADDED_COLUMNS`] column missing from a table the database has.
+fn add_missing_columns(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    for (table, column, declaration) in ADDED_COLUMNS {
+        let columns: Vec<String> = tx
+            .prepare("SELECT name FROM pragma_table_info(?1)")?
+            .query_map([table], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if !columns.is_empty() && !columns.iter().any(|name| name == column) {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: migrations
 
 /// The `user_version` that marks a file as holding `schema`: a hash of its text (FNV-1a),
 /// positive and never 0, which is a new file's version.

@@ -165,6 +165,7 @@ async fn a_duplicate_delivery_has_no_second_effect() {
                 id: format!("c-3:{event}:redelivered"),
                 event: event.to_owned(),
                 payload: serde_json::to_vec(&line).unwrap(),
+                trace: Default::default(),
             })
             .await
             .unwrap();
@@ -344,6 +345,7 @@ async fn a_message_that_is_not_an_order_line_is_dead_lettered_at_once_not_retrie
             id: "garbage-1".to_owned(),
             event: "OrderCreated".to_owned(),
             payload: b"not json".to_vec(),
+            trace: Default::default(),
         })
         .await
         .unwrap();
@@ -510,6 +512,7 @@ async fn a_refused_capture_stops_the_order_for_an_operator_instead_of_approving_
             id: "c-11:ShippingScheduled".to_owned(),
             event: "ShippingScheduled".to_owned(),
             payload: serde_json::to_vec(&line).unwrap(),
+            trace: Default::default(),
         })
         .await
         .unwrap();

@@ -16,8 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab_runtime::{Millis, Running, TokioClock};
+use lab_saga::bus::{Bus, Message, NatsSettings};
+use lab_saga::choreography::{self, Choreography};
 use lab_saga::system::{Options, Place, Seed, System, order_line};
 use lab_saga::telemetry::{SERVICES, SagaTelemetry};
+use lab_telemetry::messages::TraceHeaders;
 use lab_tracing::collector::{CollectorHandle, router};
 use lab_tracing::store::Store;
 use saga_core::{OrderStatus, SagaOutcome};
@@ -218,4 +221,250 @@ async fn a_compensated_orchestrated_saga_over_http_is_one_trace() {
     );
     drop(servers);
     telemetry.shutdown().await.unwrap();
+}
+
+/// NATS JetStream when `NATS_URL` is set (subjects and consumers of this run's own), the
+/// in-process bus otherwise.
+async fn bus(test: &str) -> Bus {
+    match std::env::var("NATS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let run = format!("{test}-{}-{}", std::process::id(), run_id());
+            println!("{test}: using NATS JetStream at {url}");
+            Bus::nats(&NatsSettings::lab(&url), &run)
+                .await
+                .expect("NATS_URL is set but NATS is not reachable")
+        }
+        _ => {
+            println!("{test}: using the in-process bus (set NATS_URL to use NATS JetStream)");
+            Bus::in_process()
+        }
+    }
+}
+
+fn run_id() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos())
+}
+
+/// The four services choreographed on `bus`, traced to `collector`.
+async fn choreographed(collector: &Collector, bus: Bus) -> (System, Choreography, SagaTelemetry) {
+    let telemetry = SagaTelemetry::start(&collector.url, &SERVICES)
+        .await
+        .unwrap();
+    let system = System::start(
+        &Place::Memory,
+        Some(&no_courier()),
+        Options {
+            extra_schema: choreography::SCHEMA.to_owned(),
+            telemetry: Some(telemetry.clone()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let choreography = Choreography::start(&system, bus, None).await.unwrap();
+    (system, choreography, telemetry)
+}
+
+/// Enough 5 ms checks for a slow machine: a saga that has not ended by then never will.
+const MAX_CHECKS: u32 = 6_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compensated_choreographed_saga_is_one_trace_from_the_order_to_the_last_compensation() {
+    let collector = collector().await;
+    let mut decisions = collector.handle.decisions();
+    let (system, choreography, telemetry) =
+        choreographed(&collector, bus("choreography-traced").await).await;
+    choreography.place(&order_line("c-traced", 1)).unwrap();
+    assert_eq!(
+        choreography.settle("c-traced", MAX_CHECKS).await,
+        OrderStatus::Cancelled,
+        "no courier: the saga compensates and the order is cancelled"
+    );
+    assert!(system.balances("c-traced").unwrap().is_consistent());
+    telemetry.flush().await.unwrap();
+    let decision = next_decision(&mut decisions).await;
+    one_trace(&collector, &decision).await;
+
+    let tree = &decision.tree;
+    let mut parent = find(tree, "order", "place order");
+    assert_eq!(
+        tree.nodes[parent].parent, None,
+        "the order's creation is the root"
+    );
+    // Each event: published by the service that wrote it, in the span of that write;
+    // processed by the service that reacts, under the publish span.
+    for (publisher, event, consumer) in [
+        ("order", "OrderCreated", "payment"),
+        ("payment", "PaymentReserved", "inventory"),
+        ("inventory", "StockReserved", "shipping"),
+        ("shipping", "ShippingFailed", "inventory"),
+        ("inventory", "StockReleased", "payment"),
+        ("payment", "PaymentRefunded", "order"),
+    ] {
+        let published = find(tree, publisher, &format!("publish {event}"));
+        assert_eq!(
+            tree.nodes[published].parent,
+            Some(parent),
+            "{publisher} publishes {event} in the span of the work that wrote it"
+        );
+        let processed = find(tree, consumer, &format!("process {event}"));
+        assert_eq!(
+            tree.nodes[processed].parent,
+            Some(published),
+            "{consumer} processes {event} under its publish span"
+        );
+        parent = processed;
+    }
+    assert_eq!(tree.nodes.len(), 13, "{:?}", names(tree));
+    drop(choreography);
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_an_invalid_traceparent_is_processed_in_a_new_trace() {
+    let collector = collector().await;
+    let mut decisions = collector.handle.decisions();
+    let (system, choreography, telemetry) =
+        choreographed(&collector, bus("invalid-traceparent").await).await;
+    // Placed by hand (no outbox row, so no trace of the order's creation), and a message
+    // whose traceparent has uppercase hex, which the Recommendation forbids.
+    let line = order_line("c-invalid", 1);
+    system
+        .order
+        .db()
+        .lock()
+        .execute(
+            "INSERT INTO orders (id, customer, sku, quantity, amount, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING')",
+            rusqlite::params![
+                line.order_id,
+                line.customer,
+                line.sku,
+                line.quantity,
+                line.amount
+            ],
+        )
+        .unwrap();
+    let broken = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01";
+    choreography
+        .bus()
+        .publish(Message {
+            id: "c-invalid:PaymentFailed".to_owned(),
+            event: "PaymentFailed".to_owned(),
+            payload: serde_json::to_vec(&line).unwrap(),
+            trace: TraceHeaders::stored(Some(broken.to_owned()), Some("lab=1".to_owned())),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        choreography.settle("c-invalid", MAX_CHECKS).await,
+        OrderStatus::Cancelled
+    );
+    telemetry.flush().await.unwrap();
+    let decision = next_decision(&mut decisions).await;
+    let tree = &decision.tree;
+    let processed = find(tree, "order", "process PaymentFailed");
+    assert_eq!(
+        tree.nodes[processed].parent, None,
+        "an invalid traceparent is not continued: the span starts a trace"
+    );
+    assert_ne!(
+        decision.trace_id.to_string(),
+        broken.to_lowercase()[3..35],
+        "not the broken header's trace id, read leniently"
+    );
+    let view = collector
+        .handle
+        .store
+        .trace(&decision.trace_id.to_string())
+        .unwrap()
+        .expect("the trace is kept");
+    let span = view
+        .spans
+        .iter()
+        .find(|s| s.name == "process PaymentFailed")
+        .unwrap();
+    assert!(
+        span.attributes.iter().any(|(k, _)| k == "trace.restarted"),
+        "the span says why the trace restarted: {:?}",
+        span.attributes
+    );
+    drop(choreography);
+    telemetry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_from_before_trace_context_gains_its_columns_and_its_rows_still_go_out() {
+    let dir = std::env::temp_dir().join(format!("saga-tracing-migrate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The order database as the lab wrote it before: an outbox without trace context, and
+    // an event still waiting to be published.
+    let line = order_line("c-old", 1);
+    {
+        let old = rusqlite::Connection::open(dir.join("order.db")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
+                event TEXT NOT NULL, payload TEXT NOT NULL, published INTEGER NOT NULL DEFAULT 0
+             );",
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO outbox (message_id, event, payload) VALUES ('c-old:OrderCreated', 'OrderCreated', ?1)",
+            [serde_json::to_string(&line).unwrap()],
+        )
+        .unwrap();
+    }
+    let system = System::start(
+        &Place::Dir(dir.clone()),
+        Some(&Seed::default()),
+        Options {
+            extra_schema: choreography::SCHEMA.to_owned(),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let columns: Vec<String> = system
+        .order
+        .db()
+        .lock()
+        .prepare("SELECT name FROM pragma_table_info('outbox')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        columns.iter().any(|c| c == "traceparent") && columns.iter().any(|c| c == "tracestate"),
+        "the old outbox gains the trace context columns: {columns:?}"
+    );
+    system
+        .order
+        .db()
+        .lock()
+        .execute(
+            "INSERT INTO orders (id, customer, sku, quantity, amount, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'PENDING')",
+            rusqlite::params![
+                line.order_id,
+                line.customer,
+                line.sku,
+                line.quantity,
+                line.amount
+            ],
+        )
+        .unwrap();
+    let choreography = Choreography::start(&system, Bus::in_process(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        choreography.settle("c-old", MAX_CHECKS).await,
+        OrderStatus::Approved,
+        "the old row, without a context, is relayed and the saga runs"
+    );
+    drop(choreography);
+    drop(system);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,7 @@ use rusqlite::OptionalExtension;
 
 use super::{Handled, Service};
 use crate::bus::Message;
+use lab_telemetry::messages::TraceHeaders;
 
 /// One parked message, as the operator sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -93,6 +94,7 @@ pub fn redrive(service: &Service, message_id: &str) -> Result<(), RedriveError> 
         id: message_id.to_owned(),
         event,
         payload: payload.into_bytes(),
+        trace: TraceHeaders::default(),
     };
     match (service.handler)(&message) {
         Handled::Done => {
