@@ -42,6 +42,7 @@ use lab_saga::shipping::{self, Shipping};
 use lab_saga::system::{
     Balances, CUSTOMER, Options, Place, SKU, Seed, System, deployment_id, fresh_dir, order_line,
 };
+use lab_saga::telemetry::{self, SERVICES, SagaTelemetry};
 use lab_saga::transport::Transport;
 use saga_core::{OrderStatus, RetryPolicy, SagaDefinition};
 
@@ -218,7 +219,48 @@ struct Args {
     /// `POST /sagas/{id}/resume`).
     #[arg(long, default_value_t = 15)]
     compensation_retry_minutes: u64,
+    /// Trace every service this process runs to the OTLP/HTTP collector at this base URL
+    /// (spans go to `<url>/v1/traces`; `cargo run -p lab-tracing` runs one). Off when not
+    /// given: nothing is traced.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp: Option<String>,
 }
+
+/// The services' tracing, once `main` has started it (`--otlp`).
+static TELEMETRY: std::sync::OnceLock<SagaTelemetry> = std::sync::OnceLock::new();
+
+/// The tracing of `service`, when `--otlp` turned it on.
+fn traced(service: &str) -> Option<Arc<lab_telemetry::Telemetry>> {
+    TELEMETRY.get().and_then(|telemetry| telemetry.of(service))
+}
+
+/// Sends the spans still buffered (before the process exits).
+async fn flush_traces() {
+    if let Some(telemetry) = TELEMETRY.get()
+        && let Err(error) = telemetry.shutdown().await
+    {
+        tracing::warn!(%error, "could not send the last spans to the collector");
+    }
+}
+
+// ANCHOR: start_tracing
+/// Starts the tracing of the services `role` runs when an OTLP endpoint is given.
+async fn start_tracing(args: &Args, role: Role) -> anyhow::Result<()> {
+    let Some(endpoint) = args.otlp.as_deref().filter(|url| !url.trim().is_empty()) else {
+        return Ok(());
+    };
+    let services: Vec<&'static str> = match role {
+        Role::Demo => SERVICES.to_vec(),
+        role => vec![role.name()],
+    };
+    let telemetry = SagaTelemetry::start(endpoint, &services)
+        .await
+        .with_context(|| format!("cannot trace to the OTLP endpoint {endpoint}"))?;
+    say!("traces of {} go to {endpoint}", services.join(", "));
+    let _ = TELEMETRY.set(telemetry);
+    Ok(())
+}
+// ANCHOR_END: start_tracing
 
 /// The participant that refuses under `--fail-at`.
 fn refusing(fail_at: FailAt) -> Option<&'static str> {
@@ -254,25 +296,33 @@ async fn main() -> anyhow::Result<()> {
     if let Some(operator) = &args.operator {
         return operate(operator, &dir);
     }
+    start_tracing(&args, args.run.role()).await?;
+    let result = run(&args, &dir, kept, palette).await;
+    flush_traces().await;
+    result
+}
+
+/// Runs the role and style asked for.
+async fn run(args: &Args, dir: &Path, kept: bool, palette: Palette) -> anyhow::Result<()> {
     match (args.run.role(), args.style) {
-        (Role::Demo, Style::Orchestration) => orchestration(&args, &dir, kept, palette).await,
-        (Role::Demo, Style::Choreography) => choreography_demo(&args, &dir, kept, palette).await,
-        (Role::Order, Style::Orchestration) => serve_order(&args, &dir, palette).await,
-        (role, Style::Choreography) => serve_choreographed(&args, role, &dir, palette).await,
+        (Role::Demo, Style::Orchestration) => orchestration(args, dir, kept, palette).await,
+        (Role::Demo, Style::Choreography) => choreography_demo(args, dir, kept, palette).await,
+        (Role::Order, Style::Orchestration) => serve_order(args, dir, palette).await,
+        (role, Style::Choreography) => serve_choreographed(args, role, dir, palette).await,
         (Role::Payment, Style::Orchestration) => {
-            serve_participant::<Payment>(&args, &dir, palette, |db, seed| {
+            serve_participant::<Payment>(args, dir, palette, |db, seed| {
                 payment::open_account(db, CUSTOMER, seed.balance)
             })
             .await
         }
         (Role::Inventory, Style::Orchestration) => {
-            serve_participant::<Inventory>(&args, &dir, palette, |db, seed| {
+            serve_participant::<Inventory>(args, dir, palette, |db, seed| {
                 inventory::stock(db, SKU, seed.stock)
             })
             .await
         }
         (Role::Shipping, Style::Orchestration) => {
-            serve_participant::<Shipping>(&args, &dir, palette, |db, seed| {
+            serve_participant::<Shipping>(args, dir, palette, |db, seed| {
                 shipping::set_free_slots(db, seed.couriers)
             })
             .await
@@ -412,7 +462,8 @@ async fn serve_participant<D: Domain>(
         palette.bold(D::NAME),
     );
     say!("  books {}  (in {})", service.holdings(), dir.display());
-    serve::serve(listener, participant::router(service), serve::ctrl_c()).await?;
+    let router = telemetry::instrument(traced(D::NAME).as_ref(), participant::router(service));
+    serve::serve(listener, router, serve::ctrl_c()).await?;
     Ok(())
 }
 // ANCHOR_END: serve_participant
@@ -464,6 +515,7 @@ async fn serve_order(args: &Args, dir: &Path, palette: Palette) -> anyhow::Resul
         Some(narrator(palette)),
         Some(definition),
     );
+    OrderService::set_telemetry(&mut service, traced("order"));
     // Sagas stopped in NEEDS_ATTENTION carry on once their participant answers again.
     service.spawn_attention_watch(Duration::from_secs(5));
     let listener = bind(args).await?;
@@ -485,7 +537,8 @@ async fn serve_order(args: &Args, dir: &Path, palette: Palette) -> anyhow::Resul
             say!("  {} could not resume: {error}", palette.red("⚠"));
         }
     });
-    serve::serve(listener, order::router(service), serve::ctrl_c()).await?;
+    let router = telemetry::instrument(traced("order").as_ref(), order::router(service));
+    serve::serve(listener, router, serve::ctrl_c()).await?;
     Ok(())
 }
 // ANCHOR_END: serve_order
@@ -557,11 +610,12 @@ async fn serve_choreographed(
     let schema = choreography::SCHEMA;
     let (service, order, router): (Service, Option<Arc<OrderService>>, RouterFor) = match role {
         Role::Order => {
-            let order = OrderService::open(
+            let mut order = OrderService::open(
                 &Storage::file_in(dir, "order"),
                 Transport::InProcess(HashMap::new()),
                 schema,
             )?;
+            OrderService::set_telemetry(&mut order, traced("order"));
             (
                 Service::order(&order),
                 Some(order),
@@ -573,7 +627,7 @@ async fn serve_choreographed(
                 payment::open_account(db, CUSTOMER, seed.balance)
             })?;
             (
-                Service::participant(&p),
+                Service::participant(&p).traced(traced("payment")),
                 None,
                 Box::new(move |c| choreography::participant_router(p, c)),
             )
@@ -583,7 +637,7 @@ async fn serve_choreographed(
                 inventory::stock(db, SKU, seed.stock)
             })?;
             (
-                Service::participant(&p),
+                Service::participant(&p).traced(traced("inventory")),
                 None,
                 Box::new(move |c| choreography::participant_router(p, c)),
             )
@@ -593,7 +647,7 @@ async fn serve_choreographed(
                 shipping::set_free_slots(db, seed.couriers)
             })?;
             (
-                Service::participant(&p),
+                Service::participant(&p).traced(traced("shipping")),
                 None,
                 Box::new(move |c| choreography::participant_router(p, c)),
             )
@@ -637,7 +691,8 @@ async fn serve_choreographed(
             ))
         );
     }
-    serve::serve(listener, router(choreography), serve::ctrl_c()).await?;
+    let router = telemetry::instrument(traced(name).as_ref(), router(choreography));
+    serve::serve(listener, router, serve::ctrl_c()).await?;
     Ok(())
 }
 // ANCHOR_END: serve_choreographed
@@ -708,6 +763,7 @@ async fn orchestration(
     let place = Place::Dir(dir.to_path_buf());
     let options = || Options {
         narrator: Some(narrator(palette)),
+        telemetry: TELEMETRY.get().cloned(),
         ..Options::default()
     };
     // A previous run that crashed left an unfinished saga: resume it first.
@@ -755,6 +811,7 @@ async fn orchestration(
                 dir.join("order.db").display(),
                 resume_hint(dir, kept)
             );
+            flush_traces().await;
             std::process::exit(3);
         }
     }
@@ -774,6 +831,7 @@ async fn choreography_demo(
     let place = Place::Dir(dir.to_path_buf());
     let options = || Options {
         extra_schema: choreography::SCHEMA.to_owned(),
+        telemetry: TELEMETRY.get().cloned(),
         ..Options::default()
     };
     let settings = || Settings {
@@ -871,6 +929,7 @@ async fn finish(
             ))
         );
         print_balances(&system.balances(order_id)?, order_id, palette);
+        flush_traces().await;
         std::process::exit(4);
     }
     print_balances(&system.balances(order_id)?, order_id, palette);

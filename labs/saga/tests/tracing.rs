@@ -468,3 +468,63 @@ async fn an_outbox_from_before_trace_context_gains_its_columns_and_its_rows_stil
     drop(system);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_placed_over_http_continues_the_callers_trace_through_the_choreography() {
+    let collector = collector().await;
+    let mut decisions = collector.handle.decisions();
+    let (system, choreography, telemetry) =
+        choreographed(&collector, bus("choreography-http").await).await;
+    let choreography = Arc::new(choreography);
+    let router = lab_saga::telemetry::instrument(
+        system.order.telemetry(),
+        choreography::order_router(Arc::clone(&choreography)),
+    );
+    let server = lab_runtime::spawn(router, ([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let caller_trace = "0af7651916cd43dd8448eb211c80319c";
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/orders", server.addr))
+        .header(
+            "traceparent",
+            format!("00-{caller_trace}-b7ad6b7169203331-01"),
+        )
+        .json(&order_line("c-http", 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        choreography.settle("c-http", MAX_CHECKS).await,
+        OrderStatus::Cancelled
+    );
+    telemetry.flush().await.unwrap();
+    let decision = next_decision(&mut decisions).await;
+    assert_eq!(
+        decision.trace_id.to_string(),
+        caller_trace,
+        "the saga continues the caller's trace"
+    );
+    let tree = &decision.tree;
+    let request = find(tree, "order", "POST /orders");
+    assert!(
+        tree.nodes[request].orphan,
+        "the order service's server span is the caller's child (the caller sent no span)"
+    );
+    let placed = find(tree, "order", "place order");
+    assert_eq!(
+        tree.nodes[placed].parent,
+        Some(request),
+        "the order's creation is inside the request"
+    );
+    let published = find(tree, "order", "publish OrderCreated");
+    assert_eq!(tree.nodes[published].parent, Some(placed));
+    let last = find(tree, "order", "process PaymentRefunded");
+    assert_eq!(
+        tree.nodes[last].span.trace_id, tree.nodes[request].span.trace_id,
+        "down to the last compensation"
+    );
+    server.stop().await;
+    telemetry.shutdown().await.unwrap();
+}

@@ -91,9 +91,13 @@ async fn create_order(
         }
     };
     let placing = Arc::clone(&choreography);
-    let placed = tokio::task::spawn_blocking(move || placing.place(&line).map(|()| line))
-        .await
-        .unwrap_or_else(|_| Err(problem::unavailable("placing the order panicked")));
+    // The request's span goes along: the order's creation is its child when it is traced.
+    let request = tracing::Span::current();
+    let placed = tokio::task::spawn_blocking(move || {
+        lab_telemetry::client::within(&request, || placing.place(&line).map(|()| line))
+    })
+    .await
+    .unwrap_or_else(|_| Err(problem::unavailable("placing the order panicked")));
     match placed {
         Ok(line) => (
             StatusCode::ACCEPTED,
