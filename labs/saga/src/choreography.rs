@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS inbox (message_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS dead_letter (
     message_id TEXT PRIMARY KEY, event TEXT NOT NULL, payload TEXT NOT NULL,
-    error TEXT NOT NULL, attempts INTEGER NOT NULL
+    error TEXT NOT NULL, attempts INTEGER NOT NULL, traceparent TEXT, tracestate TEXT
 );";
 
 // ANCHOR: retry_policy

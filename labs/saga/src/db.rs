@@ -72,6 +72,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // The outbox keeps the trace context of the write that produced each event.
     ("outbox", "traceparent", "TEXT"),
     ("outbox", "tracestate", "TEXT"),
+    // A dead letter keeps its message's, so a re-drive continues the message's trace.
+    ("dead_letter", "traceparent", "TEXT"),
+    ("dead_letter", "tracestate", "TEXT"),
 ];
 
 /// Adds every [`ADDED_COLUMNS`] column missing from a table the database has.

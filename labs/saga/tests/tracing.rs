@@ -528,3 +528,63 @@ async fn an_order_placed_over_http_continues_the_callers_trace_through_the_chore
     server.stop().await;
     telemetry.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redriven_dead_letter_continues_its_messages_trace() {
+    let collector = collector().await;
+    let mut decisions = collector.handle.decisions();
+    let (_system, choreography, telemetry) =
+        choreographed(&collector, bus("dead-letter-traced").await).await;
+    // Not an order line: payment parks it at once, and a re-drive fails the same way.
+    let producer = "b7ad6b7169203331";
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    choreography
+        .bus()
+        .publish(Message {
+            id: "garbage-traced".to_owned(),
+            event: "OrderCreated".to_owned(),
+            payload: b"not json".to_vec(),
+            trace: TraceHeaders::stored(Some(format!("00-{trace_id}-{producer}-01")), None),
+        })
+        .await
+        .unwrap();
+    let parked = lab_test_support::wait_until_async("the dead letter", 6_000, || async {
+        choreography
+            .dead_letters()
+            .into_iter()
+            .find(|(_, id, _)| id == "garbage-traced")
+    })
+    .await;
+    assert_eq!(parked.0, "payment");
+    assert!(
+        choreography
+            .redrive("payment", "garbage-traced")
+            .await
+            .is_err(),
+        "still not an order line"
+    );
+    telemetry.flush().await.unwrap();
+    let decision = next_decision(&mut decisions).await;
+    assert_eq!(decision.trace_id.to_string(), trace_id);
+    let processed: Vec<_> = decision
+        .tree
+        .nodes
+        .iter()
+        .filter(|n| n.span.service == "payment" && n.span.name == "process OrderCreated")
+        .collect();
+    assert_eq!(
+        processed.len(),
+        2,
+        "the delivery and the re-drive: {:?}",
+        names(&decision.tree)
+    );
+    for node in processed {
+        assert_eq!(
+            node.span.parent.map(|id| id.to_string()).as_deref(),
+            Some(producer),
+            "both continue the message's producer"
+        );
+    }
+    drop(choreography);
+    telemetry.shutdown().await.unwrap();
+}

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use rusqlite::OptionalExtension;
 
-use super::{Handled, Service};
+use super::{Handled, Service, process_span};
 use crate::bus::Message;
+use lab_telemetry::client;
 use lab_telemetry::messages::TraceHeaders;
 
 /// One parked message, as the operator sees it.
@@ -75,16 +76,24 @@ pub enum RedriveError {
 /// event (in the outbox, for the relay) commit together and the dead letter is gone; on a
 /// new failure it stays parked with the new error.
 pub fn redrive(service: &Service, message_id: &str) -> Result<(), RedriveError> {
-    let parked: Option<(String, String, i64)> = service
+    let parked: Option<(String, String, i64, TraceHeaders)> = service
         .db
         .lock()
         .query_row(
-            "SELECT event, payload, attempts FROM dead_letter WHERE message_id = ?1",
+            "SELECT event, payload, attempts, traceparent, tracestate FROM dead_letter
+             WHERE message_id = ?1",
             [message_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    TraceHeaders::stored(row.get(3)?, row.get(4)?),
+                ))
+            },
         )
         .optional()?;
-    let Some((event, payload, attempts)) = parked else {
+    let Some((event, payload, attempts, trace)) = parked else {
         return Err(RedriveError::NotFound {
             service: service.name.to_owned(),
             message_id: message_id.to_owned(),
@@ -94,9 +103,11 @@ pub fn redrive(service: &Service, message_id: &str) -> Result<(), RedriveError> 
         id: message_id.to_owned(),
         event,
         payload: payload.into_bytes(),
-        trace: TraceHeaders::default(),
+        trace,
     };
-    match (service.handler)(&message) {
+    // Handled again in a span of its own that continues the message's trace.
+    let span = process_span(service, "dead-letter", &message);
+    match client::within(&span, || (service.handler)(&message)) {
         Handled::Done => {
             // Already in the inbox (handled meanwhile) or just handled: nothing left parked.
             service.db.lock().execute(
@@ -133,14 +144,17 @@ pub(super) async fn park(
     tokio::task::spawn_blocking(move || {
         db.lock()
             .execute(
-                "INSERT OR REPLACE INTO dead_letter (message_id, event, payload, error, attempts)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO dead_letter
+                 (message_id, event, payload, error, attempts, traceparent, tracestate)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 rusqlite::params![
                     message.id,
                     message.event,
                     String::from_utf8_lossy(&message.payload),
                     error,
-                    attempts
+                    attempts,
+                    message.trace.traceparent(),
+                    message.trace.tracestate()
                 ],
             )
             .map(|_| ())
