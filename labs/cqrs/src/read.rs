@@ -32,7 +32,7 @@ use serde_json::json;
 
 use crate::projection::Admin;
 use crate::viewdb::{self, wall_ms};
-use crate::write::{TOKEN_HEADER, check_id};
+use crate::write::{TOKEN_HEADER, check_id, path_id};
 
 /// The default wait for a token, in ms.
 pub const DEFAULT_WAIT_MS: u64 = 2_000;
@@ -73,11 +73,6 @@ fn unavailable(error: impl std::fmt::Display) -> Problem {
         "A view file failed",
         error.to_string(),
     )
-}
-
-fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
-    path.map(|Path(id)| id)
-        .map_err(|rejection| bad_request(rejection.body_text()))
 }
 
 fn read_only(path: &std::path::Path) -> Result<Connection, Problem> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use event_sourcing_core::Recorded;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -203,11 +203,21 @@ impl Inbox {
         }
     }
 
-    /// Takes a message that is already waiting, without waiting (in-process only: a batch).
+    /// Takes a message that is already waiting, without waiting: the rest of a batch.
     pub fn try_next(&mut self) -> Option<(Envelope, Ack)> {
         match self {
             Inbox::InProcess(receiver) => receiver.try_recv().ok().map(|e| (e, Ack::None)),
-            Inbox::Nats(_) => None,
+            Inbox::Nats(messages) => {
+                // Polling a stream once and dropping the future loses nothing.
+                let message = messages.next().now_or_never()??.ok()?;
+                match serde_json::from_slice::<Envelope>(&message.payload) {
+                    Ok(envelope) => Some((envelope, Ack::Nats(Box::new(message)))),
+                    Err(error) => {
+                        tracing::error!(%error, "a message that is no envelope; it will come back and be skipped then");
+                        None
+                    }
+                }
+            }
         }
     }
 }

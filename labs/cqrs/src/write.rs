@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +67,12 @@ fn from_store(error: StoreError) -> Problem {
     }
 }
 
+/// The id in the path, or a problem when it does not percent-decode to UTF-8.
+pub fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    path.map(|Path(id)| id)
+        .map_err(|rejection| bad_request(rejection.body_text()))
+}
+
 /// Ids are 1 to 64 letters, digits, `-` or `_`: they become stream names.
 pub fn check_id(what: &str, id: &str) -> Result<(), Problem> {
     let fine = (1..=64).contains(&id.len())
@@ -112,9 +118,10 @@ const RETRIES: usize = 5;
 // ANCHOR: order_command
 async fn order_command(
     State(state): State<WriteState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    let id = path_id(path)?;
     check_id("order", &id)?;
     let command: Command = body_json(body, "an order command")?;
     if let Command::CreateOrder { order_id, customer } = &command {
@@ -227,9 +234,10 @@ async fn append_catalog(
 
 async fn customer(
     State(state): State<WriteState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    let id = path_id(path)?;
     check_id("customer", &id)?;
     let Name { name } = body_json(body, "{\"name\": …}")?;
     check_name(&name)?;
@@ -246,9 +254,10 @@ async fn customer(
 
 async fn product(
     State(state): State<WriteState>,
-    Path(sku): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    let sku = path_id(path)?;
     check_id("product", &sku)?;
     let Name { name } = body_json(body, "{\"name\": …}")?;
     check_name(&name)?;

@@ -206,7 +206,8 @@ async fn bad_commands_are_problem_json_4xx_and_write_nothing() {
     let lab = lab("hostile-write").await;
     an_order(&lab, "o1", "c1").await;
     let head = lab.head();
-    let cases: [(&str, &str, u16, &str); 9] = [
+    let cases: [(&str, &str, u16, &str); 10] = [
+        ("/orders/o%FF", r#"{"type":"PlaceOrder"}"#, 400, "UTF-8"),
         ("/orders/o2", "{not json", 400, "not an order command"),
         (
             "/orders/o2",
