@@ -47,6 +47,12 @@ async fn lab(name: &str) -> Lab {
     }
 }
 
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Lab {
     async fn post(&self, path: &str, body: &str) -> reqwest::Response {
         self.client
