@@ -12,10 +12,8 @@
 //! | [`composition`] | API Composition |
 //! | [`cqrs`] | CQRS (command side and a read-model projection) |
 //! | [`event_sourcing`] | Event Sourcing (append with expected version, replay, snapshots) |
-//! | [`trace_context`] | Distributed Tracing (W3C `traceparent` propagation, spans) |
 
 pub mod communication;
 pub mod composition;
 pub mod cqrs;
 pub mod event_sourcing;
-pub mod trace_context;
