@@ -11,9 +11,7 @@
 //! | [`communication`] | Service Communication (request-response and publish-subscribe) |
 //! | [`composition`] | API Composition |
 //! | [`event_sourcing`] | Event Sourcing (append with expected version, replay, snapshots) |
-//! | [`trace_context`] | Distributed Tracing (W3C `traceparent` propagation, spans) |
 
 pub mod communication;
 pub mod composition;
 pub mod event_sourcing;
-pub mod trace_context;

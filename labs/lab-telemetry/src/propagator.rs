@@ -34,6 +34,7 @@ pub fn incoming(extractor: &dyn Extractor) -> Incoming {
     extract(all(extractor, FIELDS[0]), all(extractor, FIELDS[1]))
 }
 
+// ANCHOR: remote_context
 /// An OpenTelemetry context holding the caller's span, or an empty one for a new trace.
 pub fn remote_context(incoming: &Incoming) -> Context {
     let Some(parent) = incoming.parent else {
@@ -50,8 +51,10 @@ pub fn remote_context(incoming: &Incoming) -> Context {
         state,
     ))
 }
+// ANCHOR_END: remote_context
 
 impl TextMapPropagator for StrictPropagator {
+    // ANCHOR: propagate
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
         let span = cx.span();
         let context = span.span_context();
@@ -82,6 +85,7 @@ impl TextMapPropagator for StrictPropagator {
             None => cx.clone(),
         }
     }
+    // ANCHOR_END: propagate
 
     fn fields(&self) -> FieldIter<'_> {
         static NAMES: OnceLock<[String; 2]> = OnceLock::new();

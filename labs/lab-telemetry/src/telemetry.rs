@@ -25,7 +25,7 @@ use trace_context_core::IdSource;
 use tracing::field::Empty;
 use tracing::instrument::WithSubscriber;
 use tracing::{Dispatch, Instrument};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::propagator::{
@@ -106,6 +106,29 @@ impl IdGenerator for SeededIds {
     }
 }
 
+// ANCHOR: layer
+/// The `tracing` layer that turns a service's spans into OpenTelemetry spans, configured as a
+/// production service runs it: no busy/idle times, thread, source location or target on
+/// every span (the server and client spans all come from the same two functions, on whichever
+/// worker thread polls them), only the fields the spans declare; and no OpenTelemetry
+/// `Context` attached on every poll, since nothing here reads `Context::current()` (the
+/// propagator takes a span's context from the `tracing` registry).
+pub fn layer<S>(
+    tracer: opentelemetry_sdk::trace::Tracer,
+) -> OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
+        .with_target(false)
+        .with_context_activation(false)
+}
+// ANCHOR_END: layer
+
 impl Telemetry {
     /// A service exporting to the collector at `collector` (its base URL), its clock off by
     /// `skew_ms`, its ids from `seed` when given (random otherwise). Builds the exporter on a blocking thread: its HTTP client is the blocking
@@ -140,7 +163,7 @@ impl Telemetry {
                 })
                 .with_resource(Resource::builder().with_service_name(service).build())
                 .build();
-            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
+            let layer = layer(provider.tracer(service));
             let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
             Ok(Telemetry {
                 service,

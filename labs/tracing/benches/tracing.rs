@@ -1,8 +1,11 @@
 //! The cost of tracing, in one run: a span made through the lab's instrumentation (`tracing`,
-//! `tracing-opentelemetry` and `opentelemetry_sdk`), through the OpenTelemetry SDK directly,
-//! and through `fastrace`, each sampled and not, with the same attributes and no export (a
-//! no-op exporter or reporter); and the collector's ingest rate for OTLP protobuf batches
-//! (decode, the core, the SQLite store), in spans per second.
+//! `tracing-opentelemetry` and `opentelemetry_sdk`, with the layer the services use,
+//! `lab_telemetry::telemetry::layer`), through the OpenTelemetry SDK directly, and through
+//! `fastrace`, each sampled and not. Like with like: every side makes the same server span (its
+//! name, kind and three attributes), makes it current (entered, attached) and ends it, and the
+//! two OpenTelemetry sides hand it to the same batch processor and no-op exporter. Then the
+//! collector's ingest rate for OTLP protobuf batches (decode, the core, the SQLite store), in
+//! spans per second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,7 +14,7 @@ use lab_runtime::TokioClock;
 use lab_tracing::collector::CollectorHandle;
 use lab_tracing::store::Store;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use prost::Message;
@@ -50,12 +53,26 @@ fn spans(c: &mut Criterion) {
     let mut group = c.benchmark_group("span");
     for sampled in [true, false] {
         let label = if sampled { "sampled" } else { "unsampled" };
+        // The services' layer, and `tracing-opentelemetry`'s defaults for comparison.
         let lab = provider(sampled);
-        let layer = tracing_opentelemetry::layer().with_tracer(lab.tracer("bench"));
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-        group.bench_function(
-            BenchmarkId::new("lab (tracing + tracing-opentelemetry)", label),
-            |b| {
+        let defaults = provider(sampled);
+        for (name, dispatch) in [
+            (
+                "lab (tracing + tracing-opentelemetry)",
+                tracing::Dispatch::new(
+                    tracing_subscriber::registry()
+                        .with(lab_telemetry::telemetry::layer(lab.tracer("bench"))),
+                ),
+            ),
+            (
+                "lab with tracing-opentelemetry's defaults",
+                tracing::Dispatch::new(
+                    tracing_subscriber::registry()
+                        .with(tracing_opentelemetry::layer().with_tracer(defaults.tracer("bench"))),
+                ),
+            ),
+        ] {
+            group.bench_function(BenchmarkId::new(name, label), |b| {
                 tracing::dispatcher::with_default(&dispatch, || {
                     b.iter(|| {
                         let span = tracing::info_span!(
@@ -69,19 +86,24 @@ fn spans(c: &mut Criterion) {
                         let _entered = span.enter();
                     })
                 })
-            },
-        );
+            });
+        }
         let sdk = provider(sampled);
         let tracer = sdk.tracer("bench");
         group.bench_function(BenchmarkId::new("opentelemetry_sdk", label), |b| {
             b.iter(|| {
-                let mut span = tracer.start("GET /orders/{id}");
-                span.set_attributes([
-                    KeyValue::new("http.request.method", "GET"),
-                    KeyValue::new("http.route", "/orders/{id}"),
-                    KeyValue::new("http.response.status_code", 200),
-                ]);
-                span.end();
+                let span = tracer
+                    .span_builder("GET /orders/{id}")
+                    .with_kind(SpanKind::Server)
+                    .with_attributes([
+                        KeyValue::new("http.request.method", "GET"),
+                        KeyValue::new("http.route", "/orders/{id}"),
+                        KeyValue::new("http.response.status_code", 200),
+                    ])
+                    .start(&tracer);
+                let cx = opentelemetry::Context::current_with_span(span);
+                drop(cx.clone().attach());
+                cx.span().end();
             })
         });
         group.bench_function(BenchmarkId::new("fastrace", label), |b| {
@@ -99,6 +121,7 @@ fn spans(c: &mut Criterion) {
             })
         });
         let _ = lab.shutdown();
+        let _ = defaults.shutdown();
         let _ = sdk.shutdown();
     }
     group.finish();

@@ -10,6 +10,7 @@ use crate::ids::{IdSource, SpanId, TraceFlags, TraceId};
 use crate::traceparent::{TraceParent, TraceParentError, format_traceparent, parse_traceparent};
 use crate::tracestate::TraceState;
 
+// ANCHOR: restart
 /// Why a service starts a new trace instead of continuing the caller's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
@@ -31,6 +32,7 @@ pub struct Incoming {
     /// Why the trace restarts, when it does.
     pub restart: Option<Restart>,
 }
+// ANCHOR_END: restart
 
 // ANCHOR: extract
 /// Reads a request's trace headers: every `traceparent` field and every `tracestate` field, in
