@@ -78,7 +78,8 @@ fn invalid_cases() -> Vec<(&'static str, Vec<String>)> {
     ]
 }
 
-/// The lab's collector, keeping every trace, deciding after 300 ms of quiet.
+/// The lab's collector, keeping every trace, deciding after 2 s of quiet: long enough for
+/// every service's flush to land on a loaded machine (a span after the decision is dropped).
 struct TestCollector {
     url: String,
     server: Running,
@@ -86,8 +87,8 @@ struct TestCollector {
 
 async fn collector() -> TestCollector {
     let config = CollectorConfig {
-        decision_wait: Millis(300),
-        orphan_window: Millis(600),
+        decision_wait: Millis(2_000),
+        orphan_window: Millis(4_000),
         policy: SamplingPolicy {
             slow_ns: u64::MAX,
             keep_per_mille: 1000,
@@ -376,8 +377,11 @@ async fn client_gateway_and_service_spans_arrive_at_the_collector_as_one_trace()
     assert_eq!(answer.status, 200);
     context.span().end();
 
-    for telemetry in [&caller, gateway.gateway.telemetry().expect("on"), &service] {
-        telemetry.flush().await.expect("the spans are exported");
+    // All three at once: one trace's spans arrive together, well within the decision wait.
+    let at_gateway = gateway.gateway.telemetry().expect("tracing is on");
+    let (a, b, c) = tokio::join!(caller.flush(), at_gateway.flush(), service.flush());
+    for flushed in [a, b, c] {
+        flushed.expect("the spans are exported");
     }
     let trace_id = client_span.trace_id().to_string();
     let view = trace_at(&collector.url, &trace_id, 3).await;
@@ -496,4 +500,125 @@ async fn the_access_log_names_the_trace_of_each_request() {
         "the new trace the gateway started"
     );
     collector.server.stop().await;
+}
+
+/// One span as a minimal OTLP receiver saw it: its trace, service, name and events, each event
+/// with its attributes spelled by `Debug`.
+#[derive(Clone, Debug)]
+struct Exported {
+    trace_id: String,
+    name: String,
+    events: Vec<(String, String)>,
+}
+
+/// An OTLP/HTTP receiver keeping every span it is sent, events included (the lab's collector
+/// keeps no events).
+async fn events_receiver() -> (Running, Arc<std::sync::Mutex<Vec<Exported>>>) {
+    let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = Arc::clone(&kept);
+    let receive = move |body: bytes::Bytes| {
+        let store = Arc::clone(&store);
+        async move {
+            let request = lab_tracing::otlp::decode(lab_tracing::otlp::Encoding::Protobuf, &body)
+                .expect("an OTLP protobuf request");
+            let spans = request
+                .resource_spans
+                .into_iter()
+                .flat_map(|resource| resource.scope_spans)
+                .flat_map(|scope| scope.spans);
+            let mut store = store.lock().expect("not poisoned");
+            for span in spans {
+                store.push(Exported {
+                    trace_id: span.trace_id.iter().map(|b| format!("{b:02x}")).collect(),
+                    name: span.name,
+                    events: span
+                        .events
+                        .into_iter()
+                        .map(|event| (event.name, format!("{:?}", event.attributes)))
+                        .collect(),
+                });
+            }
+            "ok"
+        }
+    };
+    let router = Router::new().route("/v1/traces", axum::routing::post(receive));
+    let server = lab_runtime::spawn(router, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("the receiver listens");
+    (server, kept)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breakers_rejection_and_each_retry_are_events_on_the_gateways_span() {
+    let (receiver, kept) = events_receiver().await;
+    let upstream = Upstream::start().await;
+    let mut config = traced(
+        echo_config(&upstream.url()),
+        &format!("http://{}", receiver.addr),
+    );
+    // Four calls judged, opened at half of them failing.
+    config.breaker.window = 4;
+    config.breaker.minimum_calls = 4;
+    let gateway = start_gateway(config).await;
+    let client = client();
+    let send = |path: &str, trace: char| {
+        let request = http::Request::get(format!("http://{}{path}", gateway.addr))
+            .header(
+                "traceparent",
+                format!("00-{}-{PARENT}-01", trace.to_string().repeat(32)),
+            )
+            .body(Default::default())
+            .expect("a request");
+        call(&client, request)
+    };
+    // `/flaky` answers 503 on its first hit: retried once, then 200.
+    assert_eq!(send("/open/flaky", 'a').await.status, 200);
+    // Two 500s: with the 503 that is three failures in four calls, and the breaker opens.
+    assert_eq!(send("/open/status/500", 'b').await.status, 500);
+    assert_eq!(send("/open/status/500", 'b').await.status, 500);
+    assert_eq!(
+        send("/open/ok", 'c').await.status,
+        503,
+        "the breaker refuses"
+    );
+    gateway
+        .gateway
+        .telemetry()
+        .expect("tracing is on")
+        .flush()
+        .await
+        .expect("the spans are exported");
+    let spans = kept.lock().expect("not poisoned").clone();
+    let events = |trace: char| {
+        let id = trace.to_string().repeat(32);
+        spans
+            .iter()
+            .find(|span| span.trace_id == id)
+            .unwrap_or_else(|| panic!("no span of trace {id} in {spans:?}"))
+            .events
+            .clone()
+    };
+    let retried = events('a');
+    assert_eq!(retried.len(), 1, "one retry, one event: {retried:?}");
+    assert_eq!(retried[0].0, "retry");
+    assert!(
+        retried[0].1.contains("503") && retried[0].1.contains("attempt"),
+        "the retry says after which attempt and why: {}",
+        retried[0].1
+    );
+    let refused = events('c');
+    assert_eq!(refused.len(), 1, "one rejection, one event: {refused:?}");
+    assert_eq!(refused[0].0, "breaker.rejected");
+    assert!(
+        refused[0].1.contains("StringValue(\"open\")"),
+        "the event names the breaker's state: {}",
+        refused[0].1
+    );
+    let span = spans
+        .iter()
+        .find(|span| span.trace_id == "c".repeat(32))
+        .expect("the refused request's span");
+    assert_eq!(span.name, "GET /open");
+    let _ = gateway.stop.send(());
+    receiver.stop().await;
 }
