@@ -37,7 +37,7 @@
 //!
 //! A fourth pass prices tracing: the same routing-only gateway with `[tracing]` off, (j), and
 //! on, (k), taking turns for `GATEWAY_BENCH_TRACING_ROUNDS` rounds (default 3) of the same
-//! `wrk` load, median round reported. wrk sends no `traceparent`, so every request starts a
+//! `wrk` load (first one, then the other), median round reported. wrk sends no `traceparent`, so every request starts a
 //! trace, is sampled, and its span is exported: the most tracing can cost. The spans go over
 //! OTLP/HTTP protobuf to a receiver in this process (on the load generator's core) that accepts
 //! every batch and discards it once its spans are counted, after each round, so the count
@@ -754,7 +754,13 @@ fn tracing_pass(
     let mut runs: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new()];
     let mut spans = 0usize;
     for round in 0..rounds {
-        for ((_, proxy), runs) in sides.iter().zip(&mut runs) {
+        // The sides swap places every round, so neither always runs first.
+        let mut order: Vec<usize> = vec![0, 1];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for side in order {
+            let (proxy, runs) = (sides[side].1, &mut runs[side]);
             let url = format!("http://127.0.0.1:{}/bench", proxy.port);
             wrk(&url, 1, None, None, pinned)?; // warm-up
             take_spans(&batches);
@@ -957,7 +963,14 @@ fn start_gateway_tracing(
             "1",
         ],
         pinned,
-        &[("RUST_LOG", "error")],
+        // The SDK's batch processor holds at most 2 048 spans by default and drops the rest: at
+        // tens of thousands of requests a second that is a few milliseconds of spans. A larger
+        // queue and batches (the SDK's own environment variables) let it keep up.
+        &[
+            ("RUST_LOG", "error"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "65536"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048"),
+        ],
     )
     .context("starting the lab gateway")?;
     Ok(Proxy { child, port })
