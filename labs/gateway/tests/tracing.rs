@@ -622,3 +622,48 @@ async fn the_breakers_rejection_and_each_retry_are_events_on_the_gateways_span()
     let _ = gateway.stop.send(());
     receiver.stop().await;
 }
+
+#[tokio::test]
+async fn the_aggregated_view_never_forwards_an_invalid_traceparent_either() {
+    let upstream = Upstream::start().await;
+    let mut config = echo_config(&upstream.url());
+    config.aggregation = Some(lab_gateway::config::AggregationConfig {
+        order_upstream: "echo".to_owned(),
+        user_upstream: "echo".to_owned(),
+        product_upstream: "echo".to_owned(),
+        part_timeout_ms: 5_000,
+        auth: false,
+    });
+    let gateway = start_gateway(config).await;
+    let client = client();
+    let ask = |traceparent: String| {
+        http::Request::get(format!("http://{}/api/order-details/7", gateway.addr))
+            .header("traceparent", traceparent)
+            .header("tracestate", "rojo=1")
+            .body(Default::default())
+            .expect("a request")
+    };
+    let order_saw = |answer: &Answer, name: &str| answer.json()["order"]["headers"][name].clone();
+    let valid = format!("00-{TRACE}-{PARENT}-01");
+    let answer = call(&client, ask(valid.clone())).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    assert_eq!(
+        order_saw(&answer, "traceparent"),
+        serde_json::json!([valid])
+    );
+    for (rule, headers) in invalid_cases().into_iter().filter(|(_, h)| h.len() == 1) {
+        let answer = call(&client, ask(headers[0].clone())).await;
+        assert_eq!(answer.status, 200, "{rule}");
+        assert_eq!(
+            order_saw(&answer, "traceparent"),
+            Value::Null,
+            "{rule}: the order service never sees the broken header"
+        );
+        assert_eq!(
+            order_saw(&answer, "tracestate"),
+            Value::Null,
+            "{rule}: nor its tracestate"
+        );
+    }
+    let _ = gateway.stop.send(());
+}
