@@ -34,12 +34,21 @@
 //! every row): (g) one HS256 token, the cache-hit baseline; (h) distinct HS256 tokens, twice as
 //! many as the gateway's cache holds, so every request verifies an HMAC; (i) as many distinct
 //! RS256 tokens, every request an RSA signature verification.
+//!
+//! A fourth pass prices tracing: the same routing-only gateway with `[tracing]` off, (j), and
+//! on, (k), taking turns for `GATEWAY_BENCH_TRACING_ROUNDS` rounds (default 3) of the same
+//! `wrk` load (first one, then the other), median round reported. wrk sends no `traceparent`, so every request starts a
+//! trace, is sampled, and its span is exported: the most tracing can cost. The spans go over
+//! OTLP/HTTP protobuf to a receiver in this process (on the load generator's core) that accepts
+//! every batch and discards it once its spans are counted, after each round, so the count
+//! shows that spans were exported, not dropped. `GATEWAY_BENCH_ONLY=tracing` runs this pass
+//! alone.
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -104,6 +113,16 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&work)?;
     let accepted = Arc::new(AtomicUsize::new(0));
     let upstream = start_upstream(Arc::clone(&accepted))?;
+    let gateway_bin = env!("CARGO_BIN_EXE_lab-gateway");
+    let tracing_rounds = env("GATEWAY_BENCH_TRACING_ROUNDS", 3).max(1) as usize;
+    if std::env::var("GATEWAY_BENCH_ONLY").as_deref() == Ok("tracing") {
+        println!(
+            "gateway benchmark, tracing pass only: wrk -t1 -c{CONNECTIONS} -d{secs}s, upstream {upstream}, proxies pinned to one core: {pinned}"
+        );
+        tracing_pass(gateway_bin, &work, upstream, secs, tracing_rounds, pinned)?;
+        let _ = std::fs::remove_dir_all(&work);
+        return Ok(());
+    }
     println!(
         "gateway benchmark: wrk -t1 -c{CONNECTIONS} -d{secs}s, upstream {upstream}, proxies pinned to one core: {pinned}\n"
     );
@@ -113,7 +132,6 @@ fn main() -> anyhow::Result<()> {
         "bench-secret-bench-secret-bench-secret",
     )?;
     let auth = format!("Authorization: Bearer {token}");
-    let gateway_bin = env!("CARGO_BIN_EXE_lab-gateway");
     let nginx = start_nginx(&work, upstream, pinned);
     let haproxy = start_haproxy(&work, upstream, pinned);
     let plain = start_gateway(gateway_bin, &work, upstream, false, None, pinned)?;
@@ -192,6 +210,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     jwt_pass(gateway_bin, &work, upstream, &accepted, secs, pinned)?;
+    tracing_pass(gateway_bin, &work, upstream, secs, tracing_rounds, pinned)?;
 
     // The proxies stayed up (idle, so they cost the pinned core nothing) and their upstream
     // pools are warm: the fixed-rate pass measures the same processes. A fixed-rate p99 is
@@ -707,6 +726,158 @@ JWT pass: tokens sent by a wrk Lua script, {DISTINCT_TOKENS} distinct ones on (h
     Ok(())
 }
 
+// ANCHOR: tracing_pass
+/// Tracing off (j) against on (k): the same gateway configuration but for `[tracing]`, the same
+/// `wrk` load, in turns; the median round of each, its spread, the CPU per request, and the
+/// spans the receiver counted.
+fn tracing_pass(
+    gateway_bin: &str,
+    work: &Path,
+    upstream: SocketAddr,
+    secs: u64,
+    rounds: usize,
+    pinned: bool,
+) -> anyhow::Result<()> {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let sink = start_otlp_sink(Arc::clone(&batches))?;
+    let off = start_gateway_tracing(gateway_bin, work, upstream, false, None, None, pinned)?;
+    let on = start_gateway_tracing(gateway_bin, work, upstream, false, None, Some(sink), pinned)?;
+    wait_for(off.port)?;
+    wait_for(on.port)?;
+    println!(
+        "\ntracing pass: (j) and (k) take turns for {rounds} rounds of wrk -t1 -c{CONNECTIONS} -d{secs}s; spans to an OTLP/HTTP protobuf receiver that counts and discards them"
+    );
+    let sides = [
+        ("(j) gateway, tracing off", &off),
+        ("(k) gateway, tracing on (every request sampled)", &on),
+    ];
+    let mut runs: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new()];
+    let mut spans = 0usize;
+    for round in 0..rounds {
+        // The sides swap places every round, so neither always runs first.
+        let mut order: Vec<usize> = vec![0, 1];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for side in order {
+            let (proxy, runs) = (sides[side].1, &mut runs[side]);
+            let url = format!("http://127.0.0.1:{}/bench", proxy.port);
+            wrk(&url, 1, None, None, pinned)?; // warm-up
+            take_spans(&batches);
+            let cpu_before = cpu_ticks(proxy.child.id());
+            let mut measured = wrk(&url, secs, None, None, pinned)?;
+            if let (Some(start), Some(end)) = (cpu_before, cpu_ticks(proxy.child.id())) {
+                measured.cpu_us = Some(per_request_us(start, end, measured.requests));
+            }
+            runs.push(measured);
+        }
+        // What the traced gateway exported in this round (and the warm-ups before it).
+        spans += take_spans(&batches);
+        println!("  round {}/{rounds} done", round + 1);
+    }
+    println!(
+        "\n{:<48} {:>9} {:>19} {:>9} {:>9} {:>8} {:>8}",
+        "", "req/s", "req/s min–max", "p50", "p99", "user", "kernel"
+    );
+    let mut medians = Vec::new();
+    for ((name, _), runs) in sides.iter().zip(&mut runs) {
+        runs.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+        let median = &runs[runs.len() / 2];
+        let (user, kernel) = median.cpu_us.unwrap_or_default();
+        println!(
+            "{name:<48} {:>9.0} {:>9.0}–{:<9.0} {:>9} {:>9} {:>8.2} {:>8.2}",
+            median.requests_per_sec,
+            runs[0].requests_per_sec,
+            runs[runs.len() - 1].requests_per_sec,
+            median.p50,
+            median.p99,
+            user,
+            kernel
+        );
+        medians.push(median.requests_per_sec);
+    }
+    let traced_requests: u64 = runs[1].iter().map(|m| m.requests).sum();
+    println!(
+        "\nk/j (tracing on / off)       {:.3}  (throughput cost {:.1} %, goal < 5 %)",
+        medians[1] / medians[0],
+        (1.0 - medians[1] / medians[0]) * 100.0
+    );
+    println!(
+        "spans received {spans} for {traced_requests} measured traced requests (plus warm-ups)"
+    );
+    drop((off, on));
+    Ok(())
+}
+// ANCHOR_END: tracing_pass
+
+/// An OTLP/HTTP receiver that answers every batch `200` at once and keeps its bytes, for
+/// [`take_spans`] to count between rounds: it does not decode while the load runs.
+fn start_otlp_sink(batches: Arc<Mutex<Vec<Bytes>>>) -> anyhow::Result<SocketAddr> {
+    let listener = StdListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let batches = Arc::clone(&batches);
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let batches = Arc::clone(&batches);
+                            async move {
+                                use http_body_util::BodyExt;
+                                if let Ok(body) = request.into_body().collect().await {
+                                    batches
+                                        .lock()
+                                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                        .push(body.to_bytes());
+                                }
+                                let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                                response.headers_mut().insert(
+                                    "content-type",
+                                    hyper::header::HeaderValue::from_static(
+                                        "application/x-protobuf",
+                                    ),
+                                );
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    Ok(addr)
+}
+
+/// Decodes and forgets the batches received so far; how many spans they held.
+fn take_spans(batches: &Mutex<Vec<Bytes>>) -> usize {
+    let taken = std::mem::take(
+        &mut *batches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    taken
+        .iter()
+        .filter_map(|body| {
+            lab_tracing::otlp::decode(lab_tracing::otlp::Encoding::Protobuf, body).ok()
+        })
+        .flat_map(|request| request.resource_spans)
+        .flat_map(|resource| resource.scope_spans)
+        .map(|scope| scope.spans.len())
+        .sum()
+}
+
 /// A `wrk` Lua script that sends the tokens written to `work/tokens-<name>.txt` in turn, one
 /// per request, as `Authorization: Bearer …`.
 fn token_script(work: &Path, name: &str, tokens: &[String]) -> anyhow::Result<PathBuf> {
@@ -738,6 +909,19 @@ fn start_gateway(
     rs256_public_key: Option<&Path>,
     pinned: bool,
 ) -> anyhow::Result<Proxy> {
+    start_gateway_tracing(bin, work, upstream, guarded, rs256_public_key, None, pinned)
+}
+
+/// [`start_gateway`], exporting its spans to `collector` when given.
+fn start_gateway_tracing(
+    bin: &str,
+    work: &Path,
+    upstream: SocketAddr,
+    guarded: bool,
+    rs256_public_key: Option<&Path>,
+    collector: Option<SocketAddr>,
+    pinned: bool,
+) -> anyhow::Result<Proxy> {
     let port = free_port()?;
     let mut conf = format!(
         "listen = \"127.0.0.1:{port}\"\n\n[upstreams.up]\nurl = \"http://{upstream}\"\n\n\
@@ -755,12 +939,18 @@ fn start_gateway(
              [address_rate_limit]\nrequests = 1000000\nper_ms = 1000\nburst = 1000000\n",
         );
     }
+    if let Some(collector) = collector {
+        conf.push_str(&format!(
+            "\n[tracing]\ncollector = \"http://{collector}\"\nservice_name = \"gateway\"\nprotocol = \"protobuf\"\n"
+        ));
+    }
     let keys = if rs256_public_key.is_some() {
         "-rs256"
     } else {
         ""
     };
-    let path: PathBuf = work.join(format!("gateway-{guarded}{keys}.toml"));
+    let traced = if collector.is_some() { "-traced" } else { "" };
+    let path: PathBuf = work.join(format!("gateway-{guarded}{keys}{traced}.toml"));
     std::fs::write(&path, conf)?;
     let child = spawn_pinned(
         bin,
@@ -773,7 +963,14 @@ fn start_gateway(
             "1",
         ],
         pinned,
-        &[("RUST_LOG", "error")],
+        // The SDK's batch processor holds at most 2 048 spans by default and drops the rest: at
+        // tens of thousands of requests a second that is a few milliseconds of spans. A larger
+        // queue and batches (the SDK's own environment variables) let it keep up.
+        &[
+            ("RUST_LOG", "error"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "65536"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048"),
+        ],
     )
     .context("starting the lab gateway")?;
     Ok(Proxy { child, port })

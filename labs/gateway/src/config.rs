@@ -71,6 +71,10 @@ pub struct Config {
     /// `/api/order-details/{id}`; absent: no aggregation endpoint.
     #[serde(default)]
     pub aggregation: Option<AggregationConfig>,
+    /// Where the gateway sends a span per proxied request; absent: no spans, and trace context
+    /// only passed on when valid.
+    #[serde(default)]
+    pub tracing: Option<TracingConfig>,
 }
 
 /// 4000, next to the demo services' 4001 to 4004 (3000 is where `cargo xtask serve` serves
@@ -295,6 +299,35 @@ fn default_part_timeout_ms() -> u64 {
     1_000
 }
 
+/// `[tracing]`: the gateway's spans, exported over OTLP/HTTP.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The collector's base URL, `http://host:port`: spans go to `{collector}/v1/traces`.
+    pub collector: String,
+    /// The gateway's `service.name`.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// How spans are encoded: `"protobuf"` (OTLP's default) or `"json"`.
+    #[serde(default)]
+    pub protocol: TracingProtocol,
+}
+
+/// OTLP/HTTP's two encodings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TracingProtocol {
+    /// `application/x-protobuf`.
+    #[default]
+    Protobuf,
+    /// `application/json`.
+    Json,
+}
+
+fn default_service_name() -> String {
+    "gateway".to_owned()
+}
+
 /// A configuration that cannot work.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -372,6 +405,23 @@ impl Config {
                         upstream: upstream.clone(),
                     });
                 }
+            }
+        }
+        if let Some(tracing) = &self.tracing {
+            let authority = tracing
+                .collector
+                .strip_prefix("http://")
+                .unwrap_or_default();
+            if authority.is_empty() || authority.contains('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "tracing.collector must be a base URL http://host:port (spans go to its /v1/traces), got {:?}",
+                    tracing.collector
+                )));
+            }
+            if tracing.service_name.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "tracing.service_name must not be empty".to_owned(),
+                ));
             }
         }
         Ok(())
@@ -459,6 +509,7 @@ impl Config {
                 part_timeout_ms: default_part_timeout_ms(),
                 auth: true,
             }),
+            tracing: None,
         }
     }
     // ANCHOR_END: demo_config

@@ -107,7 +107,9 @@ pub fn prepare_upstream_headers(
 // ANCHOR_END: request_headers
 
 /// [`prepare_upstream_headers`] on a copy, for a request the gateway makes itself from a
-/// client's headers (the aggregated route's calls).
+/// client's headers (the aggregated route's calls). The gateway records no span for those, so
+/// the client's trace context goes on only when valid, as with tracing off
+/// ([`lab_telemetry::proxy::pass_through`]).
 pub fn upstream_request_headers(
     incoming: &HeaderMap,
     peer: IpAddr,
@@ -117,6 +119,7 @@ pub fn upstream_request_headers(
 ) -> HeaderMap {
     let mut headers = incoming.clone();
     prepare_upstream_headers(&mut headers, peer, trusted, subject_header, subject);
+    lab_telemetry::proxy::pass_through(&mut headers);
     headers
 }
 

@@ -17,6 +17,7 @@
 //! - [`forward`] — header rules applied to requests, and the streaming body guard;
 //! - [`upstream`] — a breaker per upstream, the retry budget;
 //! - [`pool`] — each upstream's keep-alive connections;
+//! - [`trace`] — W3C trace context through the gateway and a span per proxied request;
 //! - [`aggregate`] — `/api/order-details/{id}` with partial results;
 //! - [`problem`] — problem+json errors;
 //! - [`services`] — the demo's user, order, product and payment services;
@@ -35,6 +36,7 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod tokens;
+pub mod trace;
 pub mod upstream;
 
 pub use config::Config;

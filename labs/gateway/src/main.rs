@@ -120,8 +120,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     args.config.display()
                 )
             })?;
+            let gateway = Arc::new(Gateway::new(config)?.start_tracing().await?);
+            if let Some(tracing) = &gateway.config.tracing {
+                println!(
+                    "tracing to {} as {}",
+                    tracing.collector, tracing.service_name
+                );
+            }
             println!("gateway listening on http://{}", listener.local_addr()?);
-            serve(listener, Arc::new(Gateway::new(config)?), ctrl_c()).await?;
+            serve(listener, Arc::clone(&gateway), ctrl_c()).await?;
+            // The last spans go out before the process ends.
+            if let Some(telemetry) = gateway.telemetry() {
+                telemetry.shutdown().await?;
+            }
             return Ok(());
         }
         Role::User => user_router(),

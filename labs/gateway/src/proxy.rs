@@ -4,7 +4,8 @@
 //! authenticate (401/403) → rate-limit its subject (429) → check the declared size (413) →
 //! read the body ahead into a small buffer (400/408/413) → forward through the upstream's
 //! breaker with retries (502/503/504) → stream the answer back. Each refusal is a
-//! problem+json with a `detail` saying why.
+//! problem+json with a `detail` saying why. With tracing on, all of it runs inside the
+//! request's span (`trace.rs`), which the route names and the upstream's request carries.
 
 use std::net::SocketAddr;
 
@@ -19,14 +20,26 @@ use gateway_core::RouteError;
 use crate::forward::{GuardedBody, buffer_body, clean_response_headers, prepare_upstream_headers};
 use crate::problem::{Problem, problem};
 use crate::state::Gateway;
-use crate::upstream::Outgoing;
+use crate::trace::Hook;
+use crate::upstream::{Outgoing, UpstreamError};
 
-// ANCHOR: proxy
-/// Route, admit, forward, stream back: what happens to every proxied request.
+/// What happens to every proxied request: [`forward`], inside the gateway's span when tracing
+/// is on (`trace.rs`), with the incoming trace context checked when it is off.
 pub async fn proxy_request(
     gateway: &Gateway,
     peer: SocketAddr,
     request: Request,
+) -> Response<Body> {
+    crate::trace::traced(gateway, peer, request).await
+}
+
+// ANCHOR: proxy
+/// Route, admit, forward, stream back; `hook` is the request's span, when tracing is on.
+pub(crate) async fn forward(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    request: Request,
+    hook: Option<Hook<'_>>,
 ) -> Response<Body> {
     let host = request
         .headers()
@@ -46,6 +59,9 @@ pub async fn proxy_request(
         return problem(StatusCode::INTERNAL_SERVER_ERROR, "route table out of sync")
             .into_response();
     };
+    if let Some(hook) = hook {
+        hook.routed(found.index, request.method());
+    }
     let admitted = match gateway
         .admit(
             request.headers(),
@@ -102,6 +118,9 @@ pub async fn proxy_request(
         gateway.subject_header(),
         admitted.claims.as_ref().map(|claims| claims.sub.as_str()),
     );
+    if let Some(hook) = hook {
+        hook.inject(&mut parts.headers);
+    }
     // A request without a body needs no guard (and no timer): the common GET stays cheap.
     let body = if has_body {
         let guarded = GuardedBody::new(body, limit, gateway.body_timeout);
@@ -140,7 +159,13 @@ pub async fn proxy_request(
             // The upstream's body streams straight through: no buffering, no copy.
             Response::from_parts(parts, Body::new(body))
         }
-        Err(error) => Problem::from(error).into_response(),
+        Err(error) => {
+            if let (Some(hook), UpstreamError::BreakerOpen { upstream, rejected }) = (hook, &error)
+            {
+                hook.breaker_rejected(upstream, &rejected.state);
+            }
+            Problem::from(error).into_response()
+        }
     };
     gateway.finish(&admitted, &mut response);
     response

@@ -37,6 +37,7 @@ use crate::limiter::SharedLimiter;
 use crate::problem::problem;
 use crate::proxy::proxy_request;
 use crate::state::Gateway;
+use crate::trace::TraceOf;
 
 /// A path the gateway answers itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,9 +115,13 @@ fn access_log_on() -> bool {
     tracing::enabled!(target: "access", tracing::Level::INFO)
 }
 
-/// The access log: one `tracing` line per request, after it is answered.
+// ANCHOR: access_log
+/// The access log: one `tracing` line per request, after it is answered, naming its trace:
+/// the gateway's span's when tracing is on, else the client's valid `traceparent`'s (`-` for
+/// none).
 async fn access_log(request: Request, next: Next) -> Response<Body> {
     let started = Instant::now();
+    let incoming = lab_telemetry::proxy::incoming_trace_id(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let peer = request
@@ -125,6 +130,12 @@ async fn access_log(request: Request, next: Next) -> Response<Body> {
         .map(|info| info.0.to_string())
         .unwrap_or_default();
     let response = next.run(request).await;
+    let trace_id = response
+        .extensions()
+        .get::<TraceOf>()
+        .map(|trace| trace.0)
+        .or(incoming)
+        .map_or_else(|| "-".to_owned(), |id| id.to_string());
     tracing::info!(
         target: "access",
         %peer,
@@ -132,9 +143,11 @@ async fn access_log(request: Request, next: Next) -> Response<Body> {
         %path,
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
+        %trace_id,
     );
     response
 }
+// ANCHOR_END: access_log
 
 /// The router's catch-all handler: [`proxy_request`].
 pub async fn proxy(

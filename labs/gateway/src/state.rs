@@ -60,6 +60,8 @@ pub struct Gateway {
     pub(crate) body_timeout: Duration,
     /// How long one exchange, retries included, may last.
     pub(crate) retry_deadline: Millis,
+    /// The span per proxied request, when `[tracing]` is on (`Gateway::start_tracing`).
+    pub(crate) tracing: Option<crate::trace::Tracing>,
 }
 
 impl Gateway {
@@ -137,6 +139,7 @@ impl Gateway {
             subject_header,
             body_timeout: Duration::from_millis(config.client_body_timeout_ms),
             retry_deadline: Millis(config.retry.deadline_ms),
+            tracing: None,
             config,
         })
     }

@@ -260,6 +260,7 @@ impl Upstream {
                     );
                     if worth_retrying && may_retry() {
                         tracing::debug!(upstream = %self.name, %status, attempt, "retrying");
+                        crate::trace::retrying(&self.name, attempt, &status);
                         continue;
                     }
                     return Ok(response);
@@ -302,6 +303,7 @@ impl Upstream {
                 return Err(error);
             }
             tracing::debug!(upstream = %self.name, %error, attempt, "retrying");
+            crate::trace::retrying(&self.name, attempt, &error);
         }
     }
     // ANCHOR_END: send

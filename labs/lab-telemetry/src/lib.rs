@@ -3,6 +3,9 @@
 //! W3C trace context on every hop by `trace-context-core`'s strict rules.
 //!
 //! - [`propagator`] — the strict W3C propagator and the `http::HeaderMap` adapters;
+//! - [`proxy`] — the same for a hand-written server (a proxy): a server span from a request's
+//!   headers, its context injected into the request sent on, and a valid context passed
+//!   through (an invalid one removed) when tracing is off;
 //! - [`telemetry`] — a service's tracer, exporter and request middleware
 //!   (`telemetry.instrument(router)`), and [`telemetry::traced_get`] for outgoing calls;
 //! - [`client`] — any outgoing request in a client span ([`client::traced_execute`]), and
@@ -12,6 +15,7 @@
 pub mod client;
 pub mod messages;
 pub mod propagator;
+pub mod proxy;
 pub mod telemetry;
 
 pub use propagator::{HeaderExtractor, HeaderInjector, StrictPropagator};

@@ -188,6 +188,12 @@ impl Telemetry {
         Ok(())
     }
 
+    /// The service's OpenTelemetry tracer, for spans made without `tracing`: a hand-written
+    /// server's hook ([`crate::proxy`]) or a test's client span.
+    pub fn tracer(&self) -> opentelemetry_sdk::trace::SdkTracer {
+        self.provider.tracer(self.service)
+    }
+
     /// Runs `work` with this service's subscriber as the current one.
     pub fn in_scope<T>(&self, work: impl FnOnce() -> T) -> T {
         tracing::dispatcher::with_default(&self.dispatch, work)

@@ -168,6 +168,7 @@ pub fn echo_config(url: &str) -> Config {
             ..BreakerSection::default()
         },
         aggregation: None,
+        tracing: None,
     }
 }
 
