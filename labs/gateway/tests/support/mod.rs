@@ -315,5 +315,11 @@ pub fn capture_logs(filter: &str) -> (Captured, tracing::subscriber::DefaultGuar
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // `tracing` caches each callsite's interest across every live subscriber. A callsite that
+    // another test's thread registered while this subscriber was being registered can keep a
+    // stale "never" and stay silent here; asking again now that this subscriber is live closes
+    // that window (tests run in parallel threads of one process).
+    tracing::callsite::rebuild_interest_cache();
+    (captured, guard)
 }
