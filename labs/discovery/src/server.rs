@@ -663,8 +663,11 @@ async fn leader() -> axum::Json<Value> {
     axum::Json(json!("127.0.0.1:8300"))
 }
 
-async fn own_health() -> axum::Json<Value> {
-    axum::Json(json!({ "status": "ok", "lab": "discovery" }))
+/// The lab's own health: up, and how many blocking queries are parked (what the benchmark
+/// waits for before it makes its change).
+async fn own_health(State(shared): Shared_) -> axum::Json<Value> {
+    let watching = shared.lock().registry.watching();
+    axum::Json(json!({ "status": "ok", "lab": "discovery", "watching": watching }))
 }
 
 #[cfg(test)]
