@@ -58,6 +58,14 @@ impl Endpoints {
                         break;
                     }
                 }
+                // Two choices may keep drawing the failed one; then any other will do.
+                if tries >= 2 && pick.is_some() && pick.as_deref() == avoid {
+                    pick = set
+                        .pools
+                        .keys()
+                        .find(|authority| Some(authority.as_str()) != avoid)
+                        .cloned();
+                }
                 pick.and_then(|authority| set.pools.get(&authority).cloned())
             }
         }
@@ -330,6 +338,63 @@ fn passing_addresses(entries: &Value) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A registry upstream whose set is `authorities`, its watch pointed at a closed port
+    /// (it fails and backs off; the set stays as given).
+    fn discovered(balance: Balance, authorities: &[&str]) -> Endpoints {
+        let discovered =
+            Discovered::start("user", "user", "http://127.0.0.1:9", balance, 4).expect("valid");
+        discovered
+            .set
+            .lock()
+            .apply(authorities.iter().map(|a| (*a).to_owned()).collect(), 7);
+        Endpoints::Discovered(discovered)
+    }
+
+    fn picks(endpoints: &Endpoints, n: usize, avoid: Option<&str>) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let pool = endpoints.pick(avoid).expect("an instance");
+            *counts.entry(pool.authority().to_owned()).or_default() += 1;
+        }
+        counts
+    }
+
+    #[tokio::test]
+    async fn two_choices_sends_less_to_the_instance_the_proxied_calls_found_slow() {
+        let endpoints = discovered(Balance::TwoChoices, &["127.0.0.1:1", "127.0.0.1:2"]);
+        for _ in 0..10 {
+            endpoints.record("127.0.0.1:1", Millis(200));
+            endpoints.record("127.0.0.1:2", Millis(10));
+        }
+        let counts = picks(&endpoints, 100, None);
+        assert!(
+            counts.get("127.0.0.1:1").copied().unwrap_or(0) < 10,
+            "{counts:?}"
+        );
+        let round_robin = discovered(Balance::RoundRobin, &["127.0.0.1:1", "127.0.0.1:2"]);
+        let counts = picks(&round_robin, 100, None);
+        assert_eq!(counts.values().copied().collect::<Vec<_>>(), [50, 50]);
+    }
+
+    #[tokio::test]
+    async fn a_retry_avoids_the_instance_that_just_failed_when_there_is_another() {
+        let endpoints = discovered(
+            Balance::TwoChoices,
+            &["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"],
+        );
+        let counts = picks(&endpoints, 60, Some("127.0.0.1:2"));
+        assert!(!counts.contains_key("127.0.0.1:2"), "{counts:?}");
+        let alone = discovered(Balance::RoundRobin, &["127.0.0.1:2"]);
+        assert_eq!(picks(&alone, 3, Some("127.0.0.1:2"))["127.0.0.1:2"], 3);
+        // An instance that left the set loses its pool; an empty set has nothing to pick.
+        let Endpoints::Discovered(inner) = &alone else {
+            unreachable!()
+        };
+        inner.set.lock().apply(Vec::new(), 8);
+        assert!(alone.pick(None).is_none());
+        assert_eq!((alone.index(), alone.instances().len()), (8, 0));
+    }
 
     #[test]
     fn an_instance_without_its_own_address_is_reached_at_its_node() {
