@@ -200,8 +200,28 @@ impl Lab {
                 Some(at.saturating_duration_since(start))
             }));
         }
-        // The lab does not tell how many queries are parked: let them arrive.
-        tokio::time::sleep(Duration::from_millis(1_000 + watchers as u64 / 5)).await;
+        // Wait until every query is parked (the lab's `/health` counts them), as etcd's side
+        // waits until every watch is created: the clock starts at the change, not before the
+        // last watcher arrived.
+        let parked_by = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health: Value = self
+                .http
+                .get(format!("{}/health", self.url))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let parked = health["watching"].as_u64().unwrap_or(0) as usize;
+            if parked >= watchers {
+                break;
+            }
+            if Instant::now() > parked_by {
+                println!("  lab    only {parked} of {watchers} queries were parked within 60 s");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let status = if round.is_multiple_of(2) {
             "fail"
         } else {

@@ -63,6 +63,10 @@ struct Args {
     /// The user instance's id (user role; default `user-<port>`).
     #[arg(long)]
     id: Option<String>,
+    /// The user instance's TTL check (user role; a Go duration). It heartbeats three times
+    /// per TTL.
+    #[arg(long, default_value = "10s")]
+    ttl: String,
     /// How the order role balances: round-robin or two choices.
     #[arg(long, default_value = "p2c")]
     balance: String,
@@ -117,10 +121,13 @@ async fn user(args: &Args) -> anyhow::Result<()> {
             }),
         )
         .fallback(lab_http::not_found);
+    let ttl = lab_discovery::decode::parse_go_duration(&args.ttl)
+        .map_err(|error| anyhow::anyhow!("--ttl {:?}: {error}", args.ttl))?;
+    let beat = Duration::from_millis((ttl.0 / 3).max(1));
     let http = reqwest::Client::new();
     let registration = json!({
         "Name": "user", "ID": id, "Address": "127.0.0.1", "Port": port,
-        "Check": {"TTL": "10s", "DeregisterCriticalServiceAfter": "1m"}
+        "Check": {"TTL": args.ttl, "DeregisterCriticalServiceAfter": "1m"}
     });
     http.put(format!("{}/v1/agent/service/register", args.registry))
         .json(&registration)
@@ -141,7 +148,7 @@ async fn user(args: &Args) -> anyhow::Result<()> {
                 if let Err(error) = http.put(&url).send().await {
                     tracing::warn!(%error, "heartbeat failed");
                 }
-                tokio::time::sleep(Duration::from_secs(3)).await;
+                tokio::time::sleep(beat).await;
             }
         })
     };

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -50,8 +51,29 @@ impl Default for Settings {
 struct Inner {
     registry: Registry,
     store: Store,
-    waiters: HashMap<u64, oneshot::Sender<u64>>,
+    waiters: HashMap<u64, Waiter>,
     next_watch: u64,
+}
+
+/// Which answer a read of one service wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum View {
+    /// `/v1/health/service/:name`, all instances or (`?passing`) the passing ones only.
+    Health {
+        /// Only the passing instances.
+        passing: bool,
+    },
+    /// `/v1/catalog/service/:name`.
+    Catalog,
+}
+
+/// A service's answer at an index, rendered once and shared by every query it answers.
+type Rendered = (u64, Bytes);
+
+/// A parked blocking query: where its answer goes, and which answer it wants.
+struct Waiter {
+    answer: oneshot::Sender<Rendered>,
+    view: View,
 }
 
 /// What the handlers and the timer task share.
@@ -60,6 +82,8 @@ pub struct Shared {
     clock: TokioClock,
     wake: Notify,
     http: reqwest::Client,
+    /// How many service answers were rendered (JSON built and serialised) since the start.
+    renders: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -98,6 +122,7 @@ impl RegistryService {
             clock,
             wake: Notify::new(),
             http: reqwest::Client::new(),
+            renders: AtomicU64::new(0),
         });
         shared.flush(&mut shared.lock());
         tokio::spawn(timer(Arc::clone(&shared)));
@@ -127,6 +152,22 @@ impl RegistryService {
             .with_state(Arc::clone(&self.shared))
     }
 
+    /// How many service answers (`/v1/health/service`, `/v1/catalog/service`) it has rendered:
+    /// once per change however many blocking queries the change answers.
+    pub fn renders(&self) -> u64 {
+        self.shared.renders.load(Ordering::Relaxed)
+    }
+
+    /// How many blocking queries are parked now.
+    pub fn watching(&self) -> usize {
+        self.shared.lock().registry.watching()
+    }
+
+    /// How many instances it holds now (never more than `Settings::max_instances`).
+    pub fn instance_count(&self) -> usize {
+        self.shared.lock().registry.instances().count()
+    }
+
     /// The ids of `service`'s passing instances now (for the demo's narration).
     pub fn passing(&self, service: &str) -> Vec<String> {
         let now = self.shared.clock.now();
@@ -142,14 +183,34 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    // ANCHOR: shared_answer
     /// Acts on the core's outputs, in order, and wakes the timer task (a deadline may have moved).
+    ///
+    /// The blocking queries one change answers all get the same bytes: each view of the
+    /// service is read and serialised once, here, under the lock the change already holds,
+    /// and handed out as reference-counted [`Bytes`]. Ten thousand watchers woken by one
+    /// heartbeat cost one render, not ten thousand reads of the service under the lock.
     fn flush(self: &Arc<Self>, inner: &mut Inner) {
+        let mut rendered: HashMap<(String, View, u64), Bytes> = HashMap::new();
+        let mut now = None;
         while let Some(output) = inner.registry.poll_output() {
             match output {
-                Output::Answered { watch, index, .. } => {
-                    if let Some(waiter) = inner.waiters.remove(&watch) {
-                        let _ = waiter.send(index);
-                    }
+                Output::Answered {
+                    watch,
+                    service,
+                    index,
+                } => {
+                    let Some(waiter) = inner.waiters.remove(&watch) else {
+                        continue;
+                    };
+                    let now = *now.get_or_insert_with(|| self.clock.now());
+                    let body = rendered
+                        .entry((service, waiter.view, index))
+                        .or_insert_with_key(|(service, view, _)| {
+                            self.render(inner, service, *view, now)
+                        })
+                        .clone();
+                    let _ = waiter.answer.send((index, body));
                 }
                 Output::Probe {
                     check_id,
@@ -167,25 +228,62 @@ impl Shared {
         }
         self.wake.notify_one();
     }
+    // ANCHOR_END: shared_answer
+
+    /// `service`'s answer in `view` at `now`, as the JSON bytes Consul sends.
+    fn render(&self, inner: &Inner, service: &str, view: View, now: Millis) -> Bytes {
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        let (passing, entry): (bool, fn(&_) -> Value) = match view {
+            View::Health { passing } => (passing, consul::health_entry),
+            View::Catalog => (false, consul::catalog_entry),
+        };
+        let entries: Vec<Value> = inner
+            .registry
+            .health(service, passing, now)
+            .iter()
+            .map(entry)
+            .collect();
+        // A Vec of Values always serialises.
+        Bytes::from(serde_json::to_vec(&entries).unwrap_or_else(|_| b"[]".to_vec()))
+    }
+
+    /// A read of one service: the answer a change rendered for a blocking query, else one
+    /// rendered now.
+    async fn service_read(
+        self: &Arc<Self>,
+        service: &str,
+        view: View,
+        query: &Query,
+    ) -> Result<Response, ConsulError> {
+        if let Some((index, body)) = self.block(service, view, query).await? {
+            return Ok(json_read(index, body));
+        }
+        let now = self.clock.now();
+        let inner = self.lock();
+        let body = self.render(&inner, service, view, now);
+        Ok(json_read(inner.registry.index(service), body))
+    }
 
     fn input(self: &Arc<Self>, input: Input) -> Result<(), ConsulError> {
         let now = self.clock.now();
         let mut inner = self.lock();
-        let result = inner.registry.handle_input(now, input);
+        // A refused input changes nothing (the core's contract): no output to act on and no
+        // deadline moved, so the timer task is left asleep. A flood of refused requests then
+        // costs no walk of the registry's deadlines each.
+        inner.registry.handle_input(now, input)?;
         self.flush(&mut inner);
-        result.map_err(ConsulError::from)
+        Ok(())
     }
 
     fn register(self: &Arc<Self>, spec: ServiceSpec) -> Result<(), ConsulError> {
         let now = self.clock.now();
         let mut inner = self.lock();
         let previous = inner.registry.instance(&spec.id).cloned();
-        let result = inner
+        // Refused (the limit, say): nothing changed, nothing to flush (see `input`).
+        inner
             .registry
-            .handle_input(now, Input::Register(spec.clone()));
-        if result.is_ok()
-            && let Err(error) = inner.store.save(&spec)
-        {
+            .handle_input(now, Input::Register(spec.clone()))?;
+        if let Err(error) = inner.store.save(&spec) {
             // Not durable, so not registered: put back what was there.
             let undo = match previous {
                 Some(previous) => Input::Register(previous),
@@ -200,7 +298,7 @@ impl Shared {
             });
         }
         self.flush(&mut inner);
-        result.map_err(ConsulError::from)
+        Ok(())
     }
 
     fn deregister(self: &Arc<Self>, id: &str) -> Result<(), ConsulError> {
@@ -218,22 +316,29 @@ impl Shared {
         result.map_err(ConsulError::from)
     }
 
-    /// Parks a blocking query until the core answers it; returns at once without `index`.
-    async fn block(self: &Arc<Self>, service: &str, query: &Query) -> Result<(), ConsulError> {
+    /// Parks a blocking query until the core answers it, and returns the answer rendered for
+    /// it; `None` at once without `index`.
+    async fn block(
+        self: &Arc<Self>,
+        service: &str,
+        view: View,
+        query: &Query,
+    ) -> Result<Option<Rendered>, ConsulError> {
         let Some(index) = query.index else {
-            return Ok(());
+            return Ok(None);
         };
-        let (tx, rx) = oneshot::channel();
+        let (answer, rx) = oneshot::channel();
         let watch = {
             let mut inner = self.lock();
             let watch = inner.next_watch;
             inner.next_watch += 1;
-            inner.waiters.insert(watch, tx);
+            inner.waiters.insert(watch, Waiter { answer, view });
             watch
         };
-        let guard = Unwatch {
+        let mut guard = Unwatch {
             shared: Arc::clone(self),
             watch,
+            answered: false,
         };
         self.input(Input::Watch {
             watch,
@@ -241,9 +346,10 @@ impl Shared {
             index,
             wait: query.wait,
         })?;
-        let _ = rx.await;
+        let answer = rx.await.ok();
+        guard.answered = answer.is_some();
         drop(guard);
-        Ok(())
+        Ok(answer)
     }
 }
 
@@ -251,10 +357,16 @@ impl Shared {
 struct Unwatch {
     shared: Arc<Shared>,
     watch: u64,
+    /// Answered: the core forgot the query when it answered, so there is nothing to undo
+    /// and no need to take the lock.
+    answered: bool,
 }
 
 impl Drop for Unwatch {
     fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
         let now = self.shared.clock.now();
         let mut inner = self.shared.lock();
         // An answered query's waiter is gone already, and the core forgot it: nothing to do.
@@ -353,6 +465,19 @@ fn read(index: u64, body: Value) -> Response {
     headers.insert("X-Consul-KnownLeader", HeaderValue::from_static("true"));
     headers.insert("X-Consul-LastContact", HeaderValue::from_static("0"));
     (headers, axum::Json(body)).into_response()
+}
+
+/// A read already rendered to JSON bytes, with Consul's headers.
+fn json_read(index: u64, body: Bytes) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Consul-Index", HeaderValue::from(index));
+    headers.insert("X-Consul-KnownLeader", HeaderValue::from_static("true"));
+    headers.insert("X-Consul-LastContact", HeaderValue::from_static("0"));
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (headers, body).into_response()
 }
 
 /// Consul answers a write with an empty 200, the catalog's with `true`.
@@ -477,16 +602,10 @@ async fn health_service(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsulError> {
     let query = parse_query(raw.as_deref())?;
-    shared.block(&name, &query).await?;
-    let now = shared.clock.now();
-    let inner = shared.lock();
-    let entries: Vec<Value> = inner
-        .registry
-        .health(&name, query.passing, now)
-        .iter()
-        .map(consul::health_entry)
-        .collect();
-    Ok(read(inner.registry.index(&name), Value::Array(entries)))
+    let view = View::Health {
+        passing: query.passing,
+    };
+    shared.service_read(&name, view, &query).await
 }
 
 async fn catalog_service(
@@ -495,16 +614,7 @@ async fn catalog_service(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsulError> {
     let query = parse_query(raw.as_deref())?;
-    shared.block(&name, &query).await?;
-    let now = shared.clock.now();
-    let inner = shared.lock();
-    let entries: Vec<Value> = inner
-        .registry
-        .health(&name, false, now)
-        .iter()
-        .map(consul::catalog_entry)
-        .collect();
-    Ok(read(inner.registry.index(&name), Value::Array(entries)))
+    shared.service_read(&name, View::Catalog, &query).await
 }
 
 async fn catalog_services(
@@ -553,8 +663,11 @@ async fn leader() -> axum::Json<Value> {
     axum::Json(json!("127.0.0.1:8300"))
 }
 
-async fn own_health() -> axum::Json<Value> {
-    axum::Json(json!({ "status": "ok", "lab": "discovery" }))
+/// The lab's own health: up, and how many blocking queries are parked (what the benchmark
+/// waits for before it makes its change).
+async fn own_health(State(shared): Shared_) -> axum::Json<Value> {
+    let watching = shared.lock().registry.watching();
+    axum::Json(json!({ "status": "ok", "lab": "discovery", "watching": watching }))
 }
 
 #[cfg(test)]

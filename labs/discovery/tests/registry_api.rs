@@ -250,6 +250,65 @@ async fn a_blocking_query_waits_for_its_service_and_returns_when_the_wait_ends()
 }
 
 #[tokio::test(start_paused = true)]
+async fn one_change_is_rendered_once_for_all_the_watchers_it_wakes() {
+    let settings = Settings::default();
+    let service = RegistryService::start(&settings, TokioClock::new()).expect("a registry");
+    let router = service.router(&settings);
+    register(
+        &router,
+        json!({"Name": "web", "ID": "web-1", "Check": {"TTL": "1m"}}).to_string(),
+    )
+    .await;
+    let index = call(&router, "GET", "/v1/health/service/web", Body::empty())
+        .await
+        .index
+        .expect("an index");
+    let watchers: Vec<_> = (0..200)
+        .map(|n| {
+            let router = router.clone();
+            // Half want only the passing instances: two views, two renders.
+            let passing = if n % 2 == 0 { "&passing" } else { "" };
+            tokio::spawn(async move {
+                call(
+                    &router,
+                    "GET",
+                    &format!("/v1/health/service/web?index={index}&wait=5m{passing}"),
+                    Body::empty(),
+                )
+                .await
+            })
+        })
+        .collect();
+    lab_test_support::wait_until_async("200 parked watchers", 100, || async {
+        // Each parked query is one waiting watch; the registry's own read below is not.
+        (service.watching() == 200).then_some(())
+    })
+    .await;
+    let before = service.renders();
+    call(
+        &router,
+        "PUT",
+        "/v1/agent/check/pass/service:web-1",
+        Body::empty(),
+    )
+    .await;
+    let mut bodies = std::collections::BTreeSet::new();
+    for watcher in watchers {
+        let answer = watcher.await.expect("a watcher");
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(answer.index > Some(index), "woken by the change");
+        assert_eq!(answer.json()[0]["Checks"][0]["Status"], "passing");
+        bodies.insert(answer.body);
+    }
+    assert_eq!(bodies.len(), 1, "both views list the one passing instance");
+    assert_eq!(
+        service.renders() - before,
+        2,
+        "one render per view of the change, shared by its 200 watchers"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn registrations_survive_a_restart_with_their_checks_critical() {
     let path = std::env::temp_dir().join(format!("discovery-restart-{}.db", std::process::id()));
     let settings = Settings {
@@ -462,36 +521,69 @@ async fn bad_input_gets_consuls_answer_and_registers_nothing() {
 // ANCHOR_END: hostile
 
 #[tokio::test(start_paused = true)]
-async fn a_registration_flood_stops_at_the_configured_limit() {
-    let router = registry(&Settings {
-        max_instances: 1_000,
+async fn a_flood_of_100k_registrations_stops_at_the_configured_limit() {
+    // A small limit keeps the debug build quick: every input first catches the core up
+    // with the clock, a walk of its checks.
+    const LIMIT: usize = 100;
+    const FLOOD: usize = 100_000;
+    let settings = Settings {
+        max_instances: LIMIT,
         ..Settings::default()
-    });
+    };
+    let service = RegistryService::start(&settings, TokioClock::new()).expect("a registry");
+    let router = service.router(&settings);
     let mut refused = 0;
-    for n in 0..1_500 {
+    for n in 0..FLOOD {
         let answer = register(
             &router,
-            json!({"Name": "flood", "ID": format!("f-{n}")}).to_string(),
+            json!({"Name": "flood", "ID": format!("f-{n}"), "Port": 9000,
+                   "Check": {"TTL": "1m"}})
+            .to_string(),
         )
         .await;
         match answer.status {
             StatusCode::OK => {}
             StatusCode::TOO_MANY_REQUESTS => {
-                assert!(answer.body.contains("at most 1000"), "{}", answer.body);
+                assert!(answer.body.contains("at most 100 "), "{}", answer.body);
                 refused += 1;
             }
             other => panic!("registration {n} got {other}: {}", answer.body),
         }
+        // Memory stays bounded: the registry never holds more than its limit.
+        if n % 1_000 == 0 {
+            assert!(service.instance_count() <= LIMIT, "after {n}");
+        }
     }
     assert_eq!(
-        refused, 500,
+        refused,
+        FLOOD - LIMIT,
         "every registration past the limit is refused, clearly"
     );
+    assert_eq!(service.instance_count(), LIMIT);
     let services = call(&router, "GET", "/v1/agent/services", Body::empty()).await;
     assert_eq!(
         services.json().as_object().map(|m| m.len()),
-        Some(1_000),
+        Some(LIMIT),
         "and none of them is stored"
+    );
+    let checks = call(&router, "GET", "/v1/agent/checks", Body::empty()).await;
+    assert_eq!(
+        checks.json().as_object().map(|m| m.len()),
+        Some(LIMIT),
+        "nor any of their checks: nothing half-registered"
+    );
+    let refused_check = call(
+        &router,
+        "PUT",
+        &format!("/v1/agent/check/pass/service:f-{}", FLOOD - 1),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        refused_check.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        refused_check.body
     );
     let replace = register(
         &router,

@@ -105,15 +105,83 @@ fn default_request_buffer_bytes() -> u64 {
 /// the larger, or hyper would refuse first, without a problem+json body.
 pub const MAX_HEADER_BYTES_LIMIT: usize = 256 * 1024;
 
-/// One upstream pool (the lab's pools have one address each).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One upstream: a fixed address (`url`), or a service found in a registry (`service` and
+/// `registry`), never both.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `http://host:port` of the service.
-    pub url: String,
+    /// `http://host:port` of the service, when it lives at one fixed address.
+    #[serde(default)]
+    pub url: Option<String>,
+    // ANCHOR: discovered_upstream
+    /// The service's name in a registry (Consul's API): the gateway watches its passing
+    /// instances with blocking queries and balances across them.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// `http://host:port` of that registry (a Consul agent, or the discovery lab's registry).
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// How a registry service's instances share the calls: `round-robin` (the default) or
+    /// `p2c`, the faster of two drawn at random by the latency of the calls proxied to them.
+    #[serde(default)]
+    pub balance: Balance,
+    // ANCHOR_END: discovered_upstream
     /// How long to wait for the response headers, unless the route says otherwise.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+}
+
+impl UpstreamConfig {
+    /// An upstream at one fixed `url`.
+    pub fn fixed(url: &str, timeout_ms: u64) -> Self {
+        Self {
+            url: Some(url.to_owned()),
+            timeout_ms,
+            ..Self::default()
+        }
+    }
+
+    /// An upstream found as `service` in the registry at `registry`, balanced by `balance`.
+    pub fn discovered(service: &str, registry: &str, balance: Balance, timeout_ms: u64) -> Self {
+        Self {
+            service: Some(service.to_owned()),
+            registry: Some(registry.to_owned()),
+            balance,
+            timeout_ms,
+            ..Self::default()
+        }
+    }
+
+    /// Exactly one of `url` and `service`, and `registry` (and `balance`) only with `service`.
+    fn check(&self, name: &str) -> Result<(), ConfigError> {
+        let problem = match (&self.url, &self.service, &self.registry) {
+            (Some(_), None, None) if self.balance == Balance::RoundRobin => return Ok(()),
+            (Some(_), None, None) => "balance applies only to a registry service",
+            (None, Some(_), Some(_)) => return Ok(()),
+            (Some(_), Some(_), _) => "has both url and service; give exactly one",
+            (None, None, _) => "has neither url nor service; give exactly one",
+            (None, Some(_), None) => {
+                "names a service but no registry (registry = \"http://127.0.0.1:8500\")"
+            }
+            (Some(_), None, Some(_)) => "has a registry but no service; a url needs no registry",
+        };
+        Err(ConfigError::UpstreamTarget {
+            name: name.to_owned(),
+            reason: problem.to_owned(),
+        })
+    }
+}
+
+/// How calls are spread over a registry service's passing instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Balance {
+    /// Each instance in turn.
+    #[default]
+    #[serde(rename = "round-robin")]
+    RoundRobin,
+    /// Power of two choices: the faster of two random instances, by latency average.
+    #[serde(rename = "p2c")]
+    TwoChoices,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -355,6 +423,14 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// An upstream does not say where it is in exactly one way.
+    #[error("upstream {name:?} {reason}")]
+    UpstreamTarget {
+        /// The upstream's name in the configuration.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Some other part refused the configuration.
     #[error("{0}")]
     Invalid(String),
@@ -370,6 +446,9 @@ impl Config {
 
     /// Cross-field checks that serde cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
+        for (name, upstream) in &self.upstreams {
+            upstream.check(name)?;
+        }
         for route in &self.routes {
             if !self.upstreams.contains_key(&route.upstream) {
                 return Err(ConfigError::UnknownUpstream {
@@ -444,10 +523,7 @@ impl Config {
         products: SocketAddr,
         payments: SocketAddr,
     ) -> Self {
-        let upstream = |addr: SocketAddr| UpstreamConfig {
-            url: format!("http://{addr}"),
-            timeout_ms: 2_000,
-        };
+        let upstream = |addr: SocketAddr| UpstreamConfig::fixed(&format!("http://{addr}"), 2_000);
         let route = RouteConfig::new;
         Config {
             listen: default_listen(),

@@ -16,7 +16,9 @@
 //! - [`limiter`] — the core's limiter, sharded for many tasks, and the `RateLimit-*` headers;
 //! - [`forward`] — header rules applied to requests, and the streaming body guard;
 //! - [`upstream`] — a breaker per upstream, the retry budget;
-//! - [`pool`] — each upstream's keep-alive connections;
+//! - [`pool`] — each instance's keep-alive connections;
+//! - [`registry`] — upstreams found in a service registry: the blocking-query watch, a pool
+//!   per passing instance, round-robin or two choices over them;
 //! - [`trace`] — W3C trace context through the gateway and a span per proxied request;
 //! - [`aggregate`] — `/api/order-details/{id}` with partial results;
 //! - [`problem`] — problem+json errors;
@@ -32,6 +34,7 @@ pub mod limiter;
 pub mod pool;
 pub mod problem;
 pub mod proxy;
+pub mod registry;
 pub mod server;
 pub mod services;
 pub mod state;

@@ -60,6 +60,15 @@ pub enum PoolError {
     Http(#[from] hyper::Error),
 }
 
+/// Why [`Pool::try_send`] failed, and the request itself when none of it was sent.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// What went wrong.
+    pub error: PoolError,
+    /// The request, untouched, when not one byte of it reached the upstream.
+    pub unsent: Option<Request<Body>>,
+}
+
 // ANCHOR: pool
 /// How long a connection may sit idle before the pool closes it. Shorter than the keep-alive
 /// timeout of most servers (nginx 75 s, Node 5 s being the odd one out), so that usually the
@@ -125,10 +134,19 @@ impl Pool {
     ///
     /// The response body hands the connection back to the pool once it has been read to the
     /// end. A `Host` header naming the upstream is added when the request has none.
-    pub async fn send(
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<PooledBody>, PoolError> {
+        self.try_send(request)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// [`Pool::send`], handing the request back when not one byte of it left: the upstream
+    /// refused the connection, or a connection dialled for it broke before the request was
+    /// written. Such a request may go to another instance, whatever its method.
+    pub async fn try_send(
         &self,
         mut request: Request<Body>,
-    ) -> Result<Response<PooledBody>, PoolError> {
+    ) -> Result<Response<PooledBody>, SendFailure> {
         if !request.headers().contains_key(header::HOST) {
             request
                 .headers_mut()
@@ -137,7 +155,14 @@ impl Pool {
         loop {
             let (mut sender, fresh) = match self.checkout().await {
                 Some(sender) => (sender, false),
-                None => (self.dial().await?, true),
+                None => match self.dial().await {
+                    Ok(sender) => (sender, true),
+                    Err(error) => {
+                        // A refused connection: the request is untouched.
+                        let unsent = matches!(error, PoolError::Connect { .. }).then_some(request);
+                        return Err(SendFailure { error, unsent });
+                    }
+                },
             };
             match sender.try_send_request(request).await {
                 Ok(response) => {
@@ -149,7 +174,12 @@ impl Pool {
                     // Not a byte was written: the connection was already dead. Try another;
                     // a connection dialled for this very request failing is a real error.
                     Some(unsent) if !fresh => request = unsent,
-                    _ => return Err(PoolError::Http(failed.into_error())),
+                    unsent => {
+                        return Err(SendFailure {
+                            error: PoolError::Http(failed.into_error()),
+                            unsent,
+                        });
+                    }
                 },
             }
         }

@@ -97,8 +97,9 @@ async fn health(State(gateway): State<Arc<Gateway>>) -> axum::Json<serde_json::V
         connections.insert(
             name.clone(),
             serde_json::json!({
-                "opened": upstream.pool.connections_opened(),
-                "idle": upstream.pool.idle(),
+                "opened": upstream.endpoints.connections_opened(),
+                "idle": upstream.endpoints.idle(),
+                "instances": upstream.endpoints.instances(),
             }),
         );
     }

@@ -24,7 +24,8 @@ use thiserror::Error;
 
 use crate::config::{BreakerSection, RetryConfig, UpstreamConfig};
 use crate::forward::{BodyGuardError, body_guard_error};
-use crate::pool::{Pool, PoolError, PooledBody};
+use crate::pool::{Pool, PoolError, PooledBody, SendFailure};
+use crate::registry::{Discovered, Endpoints};
 
 /// Idle connections kept per upstream: enough for a busy gateway's concurrency, few enough
 /// that a quiet one does not hold hundreds of sockets open on the upstream.
@@ -58,6 +59,12 @@ pub enum UpstreamError {
         /// What went wrong, without the upstream's address.
         reason: String,
     },
+    /// The upstream is a registry service with no passing instance (503).
+    #[error("upstream {upstream} has no passing instance in the registry")]
+    NoInstance {
+        /// The upstream's name.
+        upstream: String,
+    },
     /// The client's body broke a rule, or broke off (400, 408 or 413).
     #[error(transparent)]
     Body(#[from] BodyGuardError),
@@ -67,7 +74,9 @@ impl UpstreamError {
     /// The status the gateway answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            UpstreamError::BreakerOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamError::BreakerOpen { .. } | UpstreamError::NoInstance { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             UpstreamError::Body(error) => error.status(),
@@ -125,11 +134,13 @@ impl RetryBudget {
 pub struct Upstream {
     /// The name routes refer to.
     pub name: String,
-    /// Its keep-alive connections.
-    pub pool: Pool,
+    /// Its instances (one fixed address, or a registry service's) and their keep-alive
+    /// connections, a pool per instance.
+    pub endpoints: Endpoints,
     /// The default timeout for response headers.
     pub timeout: Duration,
-    /// The breaker in front of it.
+    /// The breaker in front of it: one for all its instances (see the chapter for why not
+    /// one per instance, as Envoy's outlier detection has).
     pub breaker: Arc<Breaker>,
     budget: RetryBudget,
     max_attempts: u32,
@@ -157,21 +168,34 @@ pub struct Outgoing {
 }
 
 impl Upstream {
-    /// An upstream from its config, with a breaker and a retry budget.
+    /// An upstream from its config, with a breaker and a retry budget. A registry service's
+    /// watch starts here, so it needs a tokio runtime.
     pub fn new(
         name: &str,
         config: &UpstreamConfig,
         breaker: &BreakerSection,
         retry: &RetryConfig,
     ) -> Result<Self, String> {
-        let uri: Uri = config.url.parse().map_err(|e| format!("{e}"))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err("only http://host:port upstreams are supported".to_owned());
-        }
-        let pool = Pool::new(
-            uri.authority().map(|a| a.as_str()).unwrap_or_default(),
-            MAX_IDLE_PER_UPSTREAM,
-        )?;
+        let endpoints = match (&config.url, &config.service, &config.registry) {
+            (Some(url), None, None) => {
+                let uri: Uri = url.parse().map_err(|e| format!("{e}"))?;
+                if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                    return Err("only http://host:port upstreams are supported".to_owned());
+                }
+                Endpoints::Fixed(Arc::new(Pool::new(
+                    uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+                    MAX_IDLE_PER_UPSTREAM,
+                )?))
+            }
+            (None, Some(service), Some(registry)) => Endpoints::Discovered(Discovered::start(
+                name,
+                service,
+                registry,
+                config.balance,
+                MAX_IDLE_PER_UPSTREAM,
+            )?),
+            _ => return Err("give either url, or service and registry".to_owned()),
+        };
         let breaker = Breaker::new(
             BreakerConfig {
                 window: WindowKind::CountBased {
@@ -188,7 +212,7 @@ impl Upstream {
         .map_err(|e| e.to_string())?;
         Ok(Self {
             name: name.to_owned(),
-            pool,
+            endpoints,
             timeout: Duration::from_millis(config.timeout_ms),
             breaker: Arc::new(breaker),
             budget: RetryBudget::new(retry.budget_ratio, retry.min_retries),
@@ -216,9 +240,19 @@ impl Upstream {
         self.budget.deposit();
         let mut body = Some(body);
         let mut attempt = 0;
+        // The instance that failed last, which the next attempt avoids if it can.
+        let mut avoid: Option<String> = None;
+        // A request that never left, kept for its one try on another instance.
+        let mut unsent: Option<Request<Body>> = None;
+        let mut rerouted = false;
         loop {
             attempt += 1;
             let may_retry = || attempt < attempts && self.budget.try_withdraw();
+            let Some(pool) = self.endpoints.pick(avoid.as_deref()) else {
+                return Err(UpstreamError::NoInstance {
+                    upstream: self.name.clone(),
+                });
+            };
             // An open breaker is an answer, not a failure to retry: retrying it is exactly
             // the hammering the breaker exists to prevent.
             let admission =
@@ -228,22 +262,25 @@ impl Upstream {
                         upstream: self.name.clone(),
                         rejected,
                     })?;
-            if attempt > 1 {
+            if attempt > 1 || rerouted {
                 started = self.clock.now();
             }
             // One clock reading serves the deadline, the timer and the breaker's duration.
             let per_try = timeout.min(self.clock.real(deadline.saturating_sub(started)));
-            let mut request = Request::new(body.take().unwrap_or_else(Body::empty));
-            *request.method_mut() = method.clone();
-            // The last attempt takes the headers; an earlier one sends a copy.
-            *request.headers_mut() = if attempt < attempts {
-                headers.clone()
-            } else {
-                std::mem::take(&mut headers)
-            };
-            *request.uri_mut() = uri.clone();
+            let request = unsent.take().unwrap_or_else(|| {
+                let mut request = Request::new(body.take().unwrap_or_else(Body::empty));
+                *request.method_mut() = method.clone();
+                // The last attempt takes the headers; an earlier one sends a copy.
+                *request.headers_mut() = if attempt < attempts {
+                    headers.clone()
+                } else {
+                    std::mem::take(&mut headers)
+                };
+                *request.uri_mut() = uri.clone();
+                request
+            });
             let took = || self.clock.now().saturating_sub(started);
-            let error = match tokio::time::timeout(per_try, self.pool.send(request)).await {
+            let error = match tokio::time::timeout(per_try, pool.try_send(request)).await {
                 Ok(Ok(response)) => {
                     let status = response.status();
                     let outcome = if status.is_server_error() {
@@ -251,7 +288,9 @@ impl Upstream {
                     } else {
                         Outcome::Success
                     };
-                    admission.record(outcome, took());
+                    let took = took();
+                    admission.record(outcome, took);
+                    self.endpoints.record(pool.authority(), took);
                     let worth_retrying = matches!(
                         status,
                         StatusCode::BAD_GATEWAY
@@ -261,11 +300,15 @@ impl Upstream {
                     if worth_retrying && may_retry() {
                         tracing::debug!(upstream = %self.name, %status, attempt, "retrying");
                         crate::trace::retrying(&self.name, attempt, &status);
+                        avoid = Some(pool.authority().to_owned());
                         continue;
                     }
                     return Ok(response);
                 }
-                Ok(Err(error)) => {
+                Ok(Err(SendFailure {
+                    error,
+                    unsent: returned,
+                })) => {
                     if let PoolError::Http(http) = &error
                         && let Some(guard) = body_guard_error(http)
                     {
@@ -276,10 +319,35 @@ impl Upstream {
                     admission.record(Outcome::Failure, took());
                     tracing::warn!(
                         upstream = %self.name,
-                        address = %self.pool.authority(),
+                        address = %pool.authority(),
                         error = %error_chain(&error),
                         "upstream unreachable"
                     );
+                    // ANCHOR: reroute
+                    // Refused, or reset before a byte was written: the instance never saw
+                    // the request, so it may go to another one once, POST or not, if the
+                    // budget allows. The registry will drop a dead instance after its TTL;
+                    // until then this keeps its death from reaching the clients.
+                    if let Some(request) = returned
+                        && !rerouted
+                        && self.endpoints.len() > 1
+                        && self.clock.now() < deadline
+                        && self.budget.try_withdraw()
+                    {
+                        tracing::debug!(upstream = %self.name, address = %pool.authority(),
+                            "not sent; trying another instance");
+                        crate::trace::retrying(
+                            &self.name,
+                            attempt,
+                            &format_args!("{} never saw the request", pool.authority()),
+                        );
+                        rerouted = true;
+                        unsent = Some(request);
+                        avoid = Some(pool.authority().to_owned());
+                        attempt -= 1;
+                        continue;
+                    }
+                    // ANCHOR_END: reroute
                     UpstreamError::Unreachable {
                         upstream: self.name.clone(),
                         reason: match &error {
@@ -302,6 +370,7 @@ impl Upstream {
             if self.clock.now() >= deadline || !may_retry() {
                 return Err(error);
             }
+            avoid = Some(pool.authority().to_owned());
             tracing::debug!(upstream = %self.name, %error, attempt, "retrying");
             crate::trace::retrying(&self.name, attempt, &error);
         }

@@ -781,10 +781,7 @@ async fn order_details_come_back_partial_when_an_optional_part_fails() {
     let hanging = services::spawn(hanging, addr).await.unwrap();
     config.upstreams.insert(
         "hanging".to_owned(),
-        UpstreamConfig {
-            url: format!("http://{}", hanging.addr),
-            timeout_ms: 60_000,
-        },
+        UpstreamConfig::fixed(&format!("http://{}", hanging.addr), 60_000),
     );
     let secret = config.auth.as_ref().unwrap().hs256_secret.clone().unwrap();
     let token = sign_hs256(

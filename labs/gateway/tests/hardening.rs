@@ -515,10 +515,7 @@ async fn the_half_open_trial_call_count_comes_from_the_breaker_section() {
     .unwrap();
     let upstream = lab_gateway::upstream::Upstream::new(
         "echo",
-        &UpstreamConfig {
-            url: "http://127.0.0.1:9".to_owned(),
-            timeout_ms: 1_000,
-        },
+        &UpstreamConfig::fixed("http://127.0.0.1:9", 1_000),
         &section,
         &RetryConfig::default(),
     )

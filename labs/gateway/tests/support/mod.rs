@@ -133,13 +133,7 @@ pub fn echo_config(url: &str) -> Config {
         max_header_bytes: 32 * 1024,
         request_buffer_bytes: 64 * 1024,
         trusted_proxies: Vec::new(),
-        upstreams: BTreeMap::from([(
-            "echo".to_owned(),
-            UpstreamConfig {
-                url: url.to_owned(),
-                timeout_ms: 5_000,
-            },
-        )]),
+        upstreams: BTreeMap::from([("echo".to_owned(), UpstreamConfig::fixed(url, 5_000))]),
         routes: vec![
             route("/api/echo", "echo"),
             RouteConfig {
