@@ -6,7 +6,10 @@
 //! - `user` serves `GET /users/{id}`, registers itself with a TTL check and heartbeats;
 //! - `order` watches `user` with blocking queries and calls a passing instance every second.
 //!
-//! Output has colours only on a terminal and never with `NO_COLOR`; logs go to stderr.
+//! Output has colours only on a terminal and never with `NO_COLOR`; logs go to stderr. Each
+//! role traces when `OTEL_EXPORTER_OTLP_ENDPOINT` names a collector (the tracing lab's, or any
+//! OTLP/HTTP one): the registry's and the user's requests as server spans, each order call as
+//! a trace of its own, its `traceparent` carried to the user instance.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use lab_discovery::{RegistryService, Settings};
 use lab_runtime::cli::{Role as LabRole, RoleArgs};
 use lab_runtime::{Narrator, TokioClock};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 /// Which part of the lab to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -96,14 +100,21 @@ async fn registry(args: &Args) -> anyhow::Result<()> {
         ..Settings::default()
     };
     let service = RegistryService::start(&settings, TokioClock::new())?;
+    let telemetry = lab_telemetry::env::from_env("registry").await?;
     let listener = lab_runtime::serve::bind_loopback(args.run.port()).await?;
     println!("registry on http://{}", listener.local_addr()?);
-    lab_runtime::serve::serve(
-        listener,
-        service.router(&settings),
-        lab_runtime::serve::ctrl_c(),
-    )
-    .await?;
+    let router = lab_telemetry::env::instrument(telemetry.as_ref(), service.router(&settings));
+    lab_runtime::serve::serve(listener, router, lab_runtime::serve::ctrl_c()).await?;
+    shutdown(telemetry).await
+}
+
+/// Sends the spans still buffered before the process exits.
+async fn shutdown(
+    telemetry: Option<std::sync::Arc<lab_telemetry::Telemetry>>,
+) -> anyhow::Result<()> {
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await?;
+    }
     Ok(())
 }
 
@@ -121,6 +132,8 @@ async fn user(args: &Args) -> anyhow::Result<()> {
             }),
         )
         .fallback(lab_http::not_found);
+    let telemetry = lab_telemetry::env::from_env("user").await?;
+    let router = lab_telemetry::env::instrument(telemetry.as_ref(), router);
     let ttl = lab_discovery::decode::parse_go_duration(&args.ttl)
         .map_err(|error| anyhow::anyhow!("--ttl {:?}: {error}", args.ttl))?;
     let beat = Duration::from_millis((ttl.0 / 3).max(1));
@@ -161,7 +174,7 @@ async fn user(args: &Args) -> anyhow::Result<()> {
         ))
         .send()
         .await;
-    Ok(())
+    shutdown(telemetry).await
 }
 
 async fn order(args: &Args) -> anyhow::Result<()> {
@@ -172,6 +185,7 @@ async fn order(args: &Args) -> anyhow::Result<()> {
     };
     let narrator = Narrator::detect();
     let http = reqwest::Client::new();
+    let telemetry = lab_telemetry::env::from_env("order").await?;
     let mut balancer = Balancer::new(strategy, 1);
     let mut addresses = std::collections::BTreeMap::new();
     let mut index = 0u64;
@@ -211,7 +225,7 @@ async fn order(args: &Args) -> anyhow::Result<()> {
                 let Some(pick) = balancer.pick().map(str::to_owned) else { continue };
                 let Some(base) = addresses.get(&pick) else { continue };
                 let sent = tokio::time::Instant::now();
-                let outcome = http.get(format!("{base}/users/7")).timeout(Duration::from_secs(2)).send().await;
+                let outcome = call_user(telemetry.as_deref(), &http, &pick, base).await;
                 let took = lab_runtime::Millis(sent.elapsed().as_millis() as u64);
                 balancer.record(&pick, took);
                 let now = lab_runtime::Millis(start.elapsed().as_millis() as u64);
@@ -221,10 +235,35 @@ async fn order(args: &Args) -> anyhow::Result<()> {
                 };
                 println!("{}", narrator.at(now, "order", &text));
             }
-            () = lab_runtime::serve::ctrl_c() => return Ok(()),
+            () = lab_runtime::serve::ctrl_c() => return shutdown(telemetry).await,
         }
     }
 }
+
+// ANCHOR: call_user
+/// One call to the instance `pick` at `base`: with tracing on, a trace of its own (the order
+/// service's span, the client span inside it, whose `traceparent` the user instance continues).
+async fn call_user(
+    telemetry: Option<&lab_telemetry::Telemetry>,
+    http: &reqwest::Client,
+    pick: &str,
+    base: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let request = http
+        .get(format!("{base}/users/7"))
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let Some(telemetry) = telemetry else {
+        return http.execute(request).await;
+    };
+    let span = telemetry.in_scope(
+        || tracing::info_span!(parent: None, "call user", otel.name = "call user", instance = pick),
+    );
+    telemetry
+        .run(lab_telemetry::client::traced_execute(http, request).instrument(span))
+        .await
+}
+// ANCHOR_END: call_user
 
 /// One blocking read of the passing instances after `index`.
 async fn read(http: reqwest::Client, url: String, index: u64) -> anyhow::Result<(u64, Value)> {

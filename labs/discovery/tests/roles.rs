@@ -114,3 +114,122 @@ fn a_sigkilled_user_process_stops_getting_calls_from_the_order_role_after_its_tt
     drop(services);
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// The tracing lab's collector on a free port of `runtime`, keeping every trace and deciding on
+/// one after half a second of quiet.
+fn collector(
+    runtime: &tokio::runtime::Runtime,
+) -> (
+    String,
+    tokio::sync::broadcast::Receiver<std::sync::Arc<trace_context_core::Decision>>,
+    lab_runtime::Running,
+) {
+    use trace_context_core::{CollectorConfig, SamplingPolicy};
+    runtime.block_on(async {
+        let config = CollectorConfig {
+            decision_wait: lab_runtime::Millis(500),
+            orphan_window: lab_runtime::Millis(1_000),
+            policy: SamplingPolicy {
+                slow_ns: u64::MAX,
+                keep_per_mille: 1000,
+                seed: 7,
+            },
+            ..CollectorConfig::default()
+        };
+        let store = lab_tracing::store::Store::open(None).unwrap();
+        let handle = lab_tracing::collector::CollectorHandle::start(
+            config,
+            store,
+            lab_runtime::TokioClock::new(),
+        );
+        let decisions = handle.decisions();
+        let server = lab_runtime::spawn(
+            lab_tracing::collector::router(handle),
+            ([127, 0, 0, 1], 0).into(),
+        )
+        .await
+        .unwrap();
+        (format!("http://{}", server.addr), decisions, server)
+    })
+}
+
+#[test]
+fn with_an_otlp_endpoint_an_order_call_and_the_users_answer_are_one_trace() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (endpoint, mut decisions, _collector) = collector(&runtime);
+    let traced = |args: &[&str]| {
+        let mut command = role(args);
+        command
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            // The batch exporter's interval, in ms (the SDK's default is 5 s).
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        command
+    };
+    let root = scratch().join("traced");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut services = Services::new(root.clone());
+    let registry = services.start("registry", LISTEN_TRIES, |port| {
+        traced(&["--role", "registry", "--port", &port.to_string()])
+    });
+    services.start("user-a", LISTEN_TRIES, |port| {
+        traced(&[
+            "--role",
+            "user",
+            "--port",
+            &port.to_string(),
+            "--id",
+            "user-a",
+            "--registry",
+            &registry,
+        ])
+    });
+    let _order = LoggedChild::spawn(
+        traced(&["--role", "order", "--registry", &registry]),
+        root.join("order.log"),
+    );
+    // The first decided trace that holds an order call: the order's root span, its client
+    // span, and user-a's server span continuing the client span's context.
+    let tree = runtime.block_on(async {
+        loop {
+            let decision =
+                tokio::time::timeout(std::time::Duration::from_secs(60), decisions.recv())
+                    .await
+                    .expect("a decision within a minute")
+                    .expect("the collector is running");
+            if decision
+                .tree
+                .nodes
+                .iter()
+                .any(|n| n.span.service == "order")
+            {
+                return decision.tree.clone();
+            }
+        }
+    });
+    let described: Vec<String> = tree
+        .nodes
+        .iter()
+        .map(|n| format!("{} {} (depth {})", n.span.service, n.span.name, n.depth))
+        .collect();
+    let at = |service: &str, name: &str| {
+        tree.nodes
+            .iter()
+            .position(|n| n.span.service == service && n.span.name.starts_with(name))
+            .unwrap_or_else(|| panic!("a {service} span {name} in {described:?}"))
+    };
+    let (call, client, server) = (
+        at("order", "call user"),
+        at("order", "GET"),
+        at("user", "GET"),
+    );
+    assert_eq!(tree.nodes[call].parent, None, "{described:?}");
+    assert_eq!(tree.nodes[client].parent, Some(call), "{described:?}");
+    assert_eq!(
+        tree.nodes[server].parent,
+        Some(client),
+        "the user instance continues the order's trace: {described:?}"
+    );
+    assert!(tree.nodes.iter().all(|n| !n.orphan), "{described:?}");
+    drop(services);
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -10,9 +10,12 @@
 //!   (`telemetry.instrument(router)`), and [`telemetry::traced_get`] for outgoing calls;
 //! - [`client`] — any outgoing request in a client span ([`client::traced_execute`]), and
 //!   work run under a service's subscriber;
-//! - [`messages`] — trace context in a message's headers and an outbox row.
+//! - [`messages`] — trace context in a message's headers and an outbox row;
+//! - [`env`] — tracing switched on by `OTEL_EXPORTER_OTLP_ENDPOINT`, and [`env::instrument`],
+//!   a router traced when it is set: one line per service.
 
 pub mod client;
+pub mod env;
 pub mod messages;
 pub mod propagator;
 pub mod proxy;
