@@ -25,9 +25,10 @@ fn role(args: &[&str]) -> Command {
     command
 }
 
-fn scratch() -> PathBuf {
+/// A fresh directory for one test's logs (the tests run in parallel in one process).
+fn scratch(test: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("discovery-roles-{}", std::process::id()));
+        .join(format!("discovery-roles-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     root
@@ -45,7 +46,7 @@ fn lines_after(order: &LoggedChild, skip: usize) -> Vec<String> {
 
 #[test]
 fn a_sigkilled_user_process_stops_getting_calls_from_the_order_role_after_its_ttl() {
-    let root = scratch();
+    let root = scratch("kill");
     let mut services = Services::new(root.clone());
     let registry = services.start("registry", LISTEN_TRIES, |port| {
         role(&["--role", "registry", "--port", &port.to_string()])
@@ -165,8 +166,7 @@ fn with_an_otlp_endpoint_an_order_call_and_the_users_answer_are_one_trace() {
             .env("OTEL_BSP_SCHEDULE_DELAY", "100");
         command
     };
-    let root = scratch().join("traced");
-    std::fs::create_dir_all(&root).unwrap();
+    let root = scratch("traced");
     let mut services = Services::new(root.clone());
     let registry = services.start("registry", LISTEN_TRIES, |port| {
         traced(&["--role", "registry", "--port", &port.to_string()])

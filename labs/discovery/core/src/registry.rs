@@ -181,6 +181,11 @@ pub struct Registry {
     entries: BTreeMap<String, Entry>,
     checks: BTreeMap<String, CheckState>,
     next_probe: BTreeMap<String, Millis>,
+    /// Each check's next moment of interest (its TTL running out, its probe, its reaping),
+    /// ordered, so a timeout or an input looks at the due checks only, not at every check.
+    timers: BTreeSet<(Millis, String)>,
+    /// The moment each check is filed under in `timers`.
+    timer_of: BTreeMap<String, Millis>,
     indexes: BTreeMap<String, u64>,
     last_index: u64,
     watches: BTreeMap<u64, Waiting>,
@@ -201,6 +206,8 @@ impl Registry {
             entries: BTreeMap::new(),
             checks: BTreeMap::new(),
             next_probe: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            timer_of: BTreeMap::new(),
             indexes: BTreeMap::new(),
             last_index: 0,
             watches: BTreeMap::new(),
@@ -420,6 +427,7 @@ impl Registry {
             if let CheckKind::Http { .. } = check.kind {
                 self.next_probe.insert(check.id.clone(), now);
             }
+            self.reschedule(&check.id);
         }
         let name = spec.name.clone();
         self.entries.insert(
@@ -451,8 +459,37 @@ impl Registry {
         for check in &entry.spec.checks {
             self.checks.remove(&check.id);
             self.next_probe.remove(&check.id);
+            self.reschedule(&check.id);
         }
         Some(entry.spec.name)
+    }
+
+    /// When `check` next needs the timeout: the instant its TTL is past (while it is not
+    /// critical), its next probe, or its reaping, whichever comes first.
+    fn next_moment(&self, id: &str) -> Option<Millis> {
+        let check = self.checks.get(id)?;
+        let stale = check
+            .fresh_until
+            .filter(|_| check.status != Status::Critical)
+            .map(|until| until + Millis(1));
+        let probe = self.next_probe.get(id).copied();
+        [stale, probe, reap_at(check)].into_iter().flatten().min()
+    }
+
+    /// Files `id` in `timers` under its next moment (or nowhere, once it is gone or needs
+    /// no timeout): called after every change to a check or its probe.
+    fn reschedule(&mut self, id: &str) {
+        let next = self.next_moment(id);
+        if self.timer_of.get(id).copied() == next {
+            return;
+        }
+        if let Some(old) = self.timer_of.remove(id) {
+            self.timers.remove(&(old, id.to_owned()));
+        }
+        if let Some(at) = next {
+            self.timers.insert((at, id.to_owned()));
+            self.timer_of.insert(id.to_owned(), at);
+        }
     }
 
     /// Sets a check's status; moves its service's index when the status at `now` changed.
@@ -472,6 +509,7 @@ impl Registry {
         check.output = output;
         check.fresh_until = fresh_until(&check.spec.kind, now);
         let service_id = check.service_id.clone();
+        self.reschedule(check_id);
         if before != status {
             self.changed(now, &service_id);
         }
@@ -575,10 +613,17 @@ impl Machine for Registry {
     }
 
     fn handle_timeout(&mut self, now: Millis) {
-        // TTLs gone stale: the check is critical from the instant after `fresh_until`.
-        let stale: Vec<(String, Millis)> = self
-            .checks
+        // Only the checks whose moment has come; each phase takes them in id order.
+        let due: BTreeSet<String> = self
+            .timers
             .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| id.clone())
+            .collect();
+        // TTLs gone stale: the check is critical from the instant after `fresh_until`.
+        let stale: Vec<(String, Millis)> = due
+            .iter()
+            .filter_map(|id| self.checks.get(id).map(|c| (id, c)))
             .filter(|(_, c)| c.status != Status::Critical && check_status(c, now) != c.status)
             .filter_map(|(id, c)| c.fresh_until.map(|until| (id.clone(), until + Millis(1))))
             .collect();
@@ -589,17 +634,17 @@ impl Machine for Registry {
                 check.output = "TTL expired".to_owned();
                 check.fresh_until = None;
                 let service_id = check.service_id.clone();
+                self.reschedule(&id);
                 self.changed(now, &service_id);
             }
         }
         // Probes due.
-        let due: Vec<String> = self
-            .next_probe
+        let probes: Vec<String> = due
             .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| id.clone())
+            .filter(|id| self.next_probe.get(*id).is_some_and(|at| *at <= now))
+            .cloned()
             .collect();
-        for id in due {
+        for id in probes {
             if let Some(CheckKind::Http {
                 url,
                 interval,
@@ -607,6 +652,7 @@ impl Machine for Registry {
             }) = self.checks.get(&id).map(|c| c.spec.kind.clone())
             {
                 self.next_probe.insert(id.clone(), now + interval);
+                self.reschedule(&id);
                 self.outputs.push_back(Output::Probe {
                     check_id: id,
                     url,
@@ -615,9 +661,9 @@ impl Machine for Registry {
             }
         }
         // The reaper.
-        let reap: Vec<String> = self
-            .checks
-            .values()
+        let reap: Vec<String> = due
+            .iter()
+            .filter_map(|id| self.checks.get(id))
             .filter(|c| reap_at(c).is_some_and(|at| at <= now))
             .map(|c| c.service_id.clone())
             .collect();
@@ -626,6 +672,9 @@ impl Machine for Registry {
                 self.bump(&name, now);
                 self.outputs.push_back(Output::Reaped { id });
             }
+        }
+        for id in &due {
+            self.reschedule(id);
         }
         // Waits ended.
         self.answer(now, None);
@@ -636,15 +685,9 @@ impl Machine for Registry {
     }
 
     fn poll_timeout(&self) -> Option<Millis> {
-        let stale = self
-            .checks
-            .values()
-            .filter(|c| c.status != Status::Critical)
-            .filter_map(|c| c.fresh_until.map(|until| until + Millis(1)));
-        let probes = self.next_probe.values().copied();
-        let reaps = self.checks.values().filter_map(reap_at);
+        let checks = self.timers.first().map(|(at, _)| *at);
         let waits = self.deadlines.first().map(|(deadline, _)| *deadline);
-        stale.chain(probes).chain(reaps).chain(waits).min()
+        checks.into_iter().chain(waits).min()
     }
 }
 
