@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::projection::{Admin, Projection, Settings};
 use crate::publisher;
 use crate::read::{self, ReadState};
+use crate::telemetry::{self, CqrsTelemetry};
 use crate::transport::Transport;
 use crate::write::{self, WriteState};
 
@@ -90,13 +91,25 @@ fn spawn_logged(
     })
 }
 
-// ANCHOR: start
-/// Starts `pieces` on the files in `dir`, over JetStream when `nats_url` is given.
+/// Starts `pieces` on the files in `dir`, over JetStream when `nats_url` is given, untraced.
 pub async fn start(
     dir: &Path,
     pieces: Pieces,
     nats_url: Option<&str>,
     settings: Settings,
+) -> anyhow::Result<Started> {
+    start_traced(dir, pieces, nats_url, settings, None).await
+}
+
+// ANCHOR: start
+/// Starts `pieces` on the files in `dir`, over JetStream when `nats_url` is given; each API
+/// traced to `telemetry`'s collector when it is given.
+pub async fn start_traced(
+    dir: &Path,
+    pieces: Pieces,
+    nats_url: Option<&str>,
+    settings: Settings,
+    telemetry: Option<&CqrsTelemetry>,
 ) -> anyhow::Result<Started> {
     std::fs::create_dir_all(dir)?;
     let deployment = dir.canonicalize()?.to_string_lossy().into_owned();
@@ -157,9 +170,10 @@ pub async fn start(
     }
     if let (true, Some(store)) = (pieces.write, &store) {
         let as_store: Arc<dyn EventStore> = store.clone();
-        router = router.merge(write::router(WriteState {
+        let api = write::router(WriteState {
             store: Arc::clone(&as_store),
-        }));
+        });
+        router = router.merge(telemetry::instrument(telemetry, telemetry::WRITE, api));
         if nats {
             let checkpoint = publisher::Checkpoint::open(&dir.join("publisher.db"))?;
             let from = checkpoint.get()?;
@@ -176,11 +190,12 @@ pub async fn start(
             .iter()
             .map(|name| (*name, view_path(dir, name)))
             .collect();
-        router = router.merge(read::router(ReadState {
+        let api = read::router(ReadState {
             store: dir.join("store.db"),
             views,
             admin,
-        }));
+        });
+        router = router.merge(telemetry::instrument(telemetry, telemetry::READ, api));
     }
     Ok(Started {
         router: router.fallback(lab_http::not_found),
