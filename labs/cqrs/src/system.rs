@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::projection::{Admin, Projection, Settings};
 use crate::publisher;
 use crate::read::{self, ReadState};
-use crate::telemetry::{self, CqrsTelemetry};
+use crate::telemetry::{self, CqrsTelemetry, TraceLog};
 use crate::transport::Transport;
 use crate::write::{self, WriteState};
 
@@ -127,6 +127,14 @@ pub async fn start_traced(
     } else {
         None
     };
+    let traces = match (telemetry, needs_store) {
+        (Some(_), true) => Some(Arc::new(TraceLog::open(&dir.join("store.db"))?)),
+        _ => None,
+    };
+    let settings = Settings {
+        telemetry: telemetry.and_then(|telemetry| telemetry.of(telemetry::PROJECT)),
+        ..settings
+    };
     let mut router = Router::new().route("/health", get(health));
     let mut tasks = Vec::new();
     let mut published = None;
@@ -160,7 +168,14 @@ pub async fn start_traced(
             published = Some(receiver);
             tasks.push(spawn_logged(
                 "the publisher",
-                publisher::run(as_store, transport.clone(), from, None, sender),
+                publisher::run(
+                    as_store,
+                    transport.clone(),
+                    from,
+                    None,
+                    sender,
+                    traces.clone(),
+                ),
             ));
         }
         admin.push(d.clone());
@@ -172,6 +187,7 @@ pub async fn start_traced(
         let as_store: Arc<dyn EventStore> = store.clone();
         let api = write::router(WriteState {
             store: Arc::clone(&as_store),
+            traces: traces.clone(),
         });
         router = router.merge(telemetry::instrument(telemetry, telemetry::WRITE, api));
         if nats {
@@ -181,7 +197,14 @@ pub async fn start_traced(
             published = Some(receiver);
             tasks.push(spawn_logged(
                 "the publisher",
-                publisher::run(as_store, transport.clone(), from, Some(checkpoint), sender),
+                publisher::run(
+                    as_store,
+                    transport.clone(),
+                    from,
+                    Some(checkpoint),
+                    sender,
+                    traces.clone(),
+                ),
             ));
         }
     }

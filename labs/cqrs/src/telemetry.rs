@@ -5,18 +5,26 @@
 //!
 //! Each request gets a server span, continuing the caller's trace when its `traceparent` is
 //! valid; a client that sends its write and the read after it in one trace sees both there.
+//! The command's context goes on to the projections: the write API records it per position
+//! in a [`TraceLog`], the publisher carries it in the message, and each projection applies
+//! the event in a span under it ([`project_span`]).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
+use lab_telemetry::messages::{self, TraceHeaders};
 use lab_telemetry::{Telemetry, Wire};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, params};
+use tracing::Span;
 
 /// The write API's service name (`service.name` on its spans).
 pub const WRITE: &str = "cqrs-write";
 /// The read API's service name.
 pub const READ: &str = "cqrs-read";
 /// Every service of the lab that traces.
-pub const SERVICES: [&str; 2] = [WRITE, READ];
+pub const SERVICES: [&str; 3] = [WRITE, READ, PROJECT];
 
 /// The services' tracers, shared by whatever runs them in this process.
 #[derive(Clone, Debug, Default)]
@@ -72,3 +80,90 @@ pub fn instrument(telemetry: Option<&CqrsTelemetry>, service: &str, router: Rout
     }
 }
 // ANCHOR_END: instrument
+
+/// The projections' service name: a span per event applied, under the command's span.
+pub const PROJECT: &str = "cqrs-projection";
+
+/// The trace context of the commands that wrote each position, in a table beside the events
+/// (`trace_context` in the store's file): the event store keeps no context with an event, so
+/// the write API records it here and the publisher puts it in the message.
+pub struct TraceLog {
+    connection: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for TraceLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TraceLog")
+    }
+}
+
+impl TraceLog {
+    /// Opens (or creates) the table in the SQLite file at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<TraceLog> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS trace_context (position INTEGER PRIMARY KEY, \
+             traceparent TEXT NOT NULL, tracestate TEXT)",
+        )?;
+        Ok(TraceLog {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Records `trace` as the context of positions `first..=last`; nothing when it is empty.
+    pub fn record(&self, first: u64, last: u64, trace: &TraceHeaders) -> anyhow::Result<()> {
+        let Some(traceparent) = trace.traceparent() else {
+            return Ok(());
+        };
+        let mut connection = self.connection.lock();
+        let tx = connection.transaction()?;
+        for position in first..=last {
+            tx.execute(
+                "INSERT OR REPLACE INTO trace_context VALUES (?1, ?2, ?3)",
+                params![position, traceparent, trace.tracestate()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The context recorded for `position`; empty when none was.
+    pub fn get(&self, position: u64) -> anyhow::Result<TraceHeaders> {
+        let connection = self.connection.lock();
+        let row = connection
+            .prepare_cached(
+                "SELECT traceparent, tracestate FROM trace_context WHERE position = ?1",
+            )?
+            .query_row([position], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        Ok(row.map_or_else(TraceHeaders::default, |(parent, state)| {
+            TraceHeaders::stored(Some(parent), state)
+        }))
+    }
+}
+
+/// The span an event is applied in by the projection `name` (a consumer span), continuing
+/// the command's context the message carries; `Span::none()` when it carries none.
+pub fn project_span(
+    telemetry: &Telemetry,
+    name: &str,
+    position: u64,
+    trace: &TraceHeaders,
+) -> Span {
+    if trace.is_empty() {
+        return Span::none();
+    }
+    let span = telemetry.in_scope(|| {
+        tracing::info_span!(
+            parent: None,
+            "project",
+            otel.name = format!("project {name}"),
+            otel.kind = "consumer",
+            messaging.operation.type = "process",
+            cqrs.position = position,
+        )
+    });
+    messages::continue_from(&span, trace);
+    span
+}

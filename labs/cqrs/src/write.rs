@@ -25,8 +25,11 @@ use cqrs_core::Catalog;
 use event_sourcing_core::{Command, ExpectedVersion, decide, encode};
 use event_sourcing_store::{EventStore, StoreError, load};
 use lab_http::Problem;
+use lab_telemetry::messages::TraceHeaders;
 use serde::Deserialize;
 use serde_json::json;
+
+use crate::telemetry::TraceLog;
 
 /// The header a write answers with and a read may send back.
 pub const TOKEN_HEADER: &str = "position-token";
@@ -38,6 +41,8 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub struct WriteState {
     /// The event store the aggregate's events go to.
     pub store: Arc<dyn EventStore>,
+    /// Where each command's trace context is recorded for its positions, when traced.
+    pub traces: Option<Arc<TraceLog>>,
 }
 
 /// The write API.
@@ -177,6 +182,13 @@ async fn order_command(
             .await
         {
             Ok(appended) => {
+                if let Some(traces) = &state.traces {
+                    let first = appended.position - (appended.version - appended.first_version);
+                    let trace = TraceHeaders::current();
+                    if let Err(error) = traces.record(first, appended.position, &trace) {
+                        tracing::warn!(%error, "the command's trace context was not recorded");
+                    }
+                }
                 return Ok(written(
                     StatusCode::CREATED,
                     appended.position,

@@ -1,6 +1,7 @@
 //! The lab's APIs traced against the tracing lab's collector (a real OTLP/HTTP receiver):
 //! a client that sends a command and then the read after it, both in its own trace (one
-//! `traceparent`), finds the write API's and the read API's server spans in that one trace.
+//! `traceparent`), finds the write API's and the read API's server spans in that one trace,
+//! and under the command's span each projection's span applying the event it wrote.
 //!
 //! Nothing sleeps: the exporters are flushed (which returns once the collector has stored
 //! the spans), then the test waits for the collector's decision on the trace.
@@ -10,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_cqrs::projection::Settings;
+use lab_cqrs::projection::{Admin, Settings};
 use lab_cqrs::system::{self, Pieces};
-use lab_cqrs::telemetry::{CqrsTelemetry, READ, SERVICES, WRITE};
+use lab_cqrs::telemetry::{CqrsTelemetry, PROJECT, READ, SERVICES, WRITE};
 use lab_cqrs::write::TOKEN_HEADER;
 use lab_runtime::{Millis, TokioClock};
 use lab_tracing::collector::{CollectorHandle, router};
@@ -23,7 +24,7 @@ use trace_context_core::{CollectorConfig, Decision, SamplingPolicy};
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_and_the_read_after_it_are_traced_in_the_callers_trace() {
+async fn a_command_its_projections_and_the_read_after_it_are_in_the_callers_trace() {
     let config = CollectorConfig {
         decision_wait: Millis(1_000),
         orphan_window: Millis(2_000),
@@ -74,12 +75,20 @@ async fn a_command_and_the_read_after_it_are_traced_in_the_callers_trace() {
     let read = client
         .get(format!("{base}/orders/o-traced"))
         .header("traceparent", &traceparent)
-        .header(TOKEN_HEADER, token)
+        .header(TOKEN_HEADER, &token)
         .send()
         .await
         .unwrap();
     assert!(read.status().is_success(), "{}", read.status());
 
+    // Each projection ends an event's span before its checkpoint passes the event.
+    let position: u64 = token.parse().unwrap();
+    for mut checkpoints in [
+        started.details.as_ref().unwrap().checkpoints(),
+        started.summary.as_ref().unwrap().checkpoints(),
+    ] {
+        checkpoints.wait_for(|at| *at >= position).await.unwrap();
+    }
     telemetry.flush().await.unwrap();
     let decision: Arc<Decision> = tokio::time::timeout(Duration::from_secs(60), decisions.recv())
         .await
@@ -100,6 +109,31 @@ async fn a_command_and_the_read_after_it_are_traced_in_the_callers_trace() {
         assert!(
             spans.iter().any(|(s, n)| s == service && n == name),
             "a {service} span {name} in the caller's trace: {spans:?}"
+        );
+    }
+    let write = decision
+        .tree
+        .nodes
+        .iter()
+        .position(|node| node.span.service == WRITE)
+        .unwrap();
+    for projection in ["order-details", "customer-summary"] {
+        let name = format!("project {projection}");
+        let applied: Vec<_> = decision
+            .tree
+            .nodes
+            .iter()
+            .filter(|node| node.span.service == PROJECT && node.span.name == name)
+            .collect();
+        assert_eq!(
+            applied.len(),
+            1,
+            "one {name} span in the caller's trace: {spans:?}"
+        );
+        assert_eq!(
+            applied[0].parent,
+            Some(write),
+            "{name} is the command's child: {spans:?}"
         );
     }
     drop(started);
