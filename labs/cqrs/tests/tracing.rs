@@ -1,7 +1,8 @@
 //! The lab's APIs traced against the tracing lab's collector (a real OTLP/HTTP receiver):
 //! a client that sends a command and then the read after it, both in its own trace (one
 //! `traceparent`), finds the write API's and the read API's server spans in that one trace,
-//! and under the command's span each projection's span applying the event it wrote.
+//! and under the command's span each projection's span applying the event it wrote: over the
+//! in-process bus, or over NATS JetStream when `NATS_URL` is set.
 //!
 //! Nothing sleeps: the exporters are flushed (which returns once the collector has stored
 //! the spans), then the test waits for the collector's decision on the trace.
@@ -46,10 +47,11 @@ async fn a_command_its_projections_and_the_read_after_it_are_in_the_callers_trac
 
     let dir = std::env::temp_dir().join(format!("cqrs-tracing-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let nats = std::env::var("NATS_URL").ok();
     let started = system::start_traced(
         &dir,
         Pieces::ALL,
-        None,
+        nats.as_deref(),
         Settings::default(),
         Some(&telemetry),
     )
