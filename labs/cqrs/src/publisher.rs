@@ -64,7 +64,7 @@ impl Checkpoint {
 // ANCHOR: publish_loop
 /// Publishes `$all` after `after` for ever, saving each page's last position to `checkpoint`
 /// (when given) once the transport holds the page. `published` follows the last position sent;
-/// each message carries the context `traces` recorded for its position.
+/// each message carries the context `traces` recorded for its event.
 pub async fn run(
     store: Arc<dyn EventStore>,
     transport: Transport,
@@ -86,7 +86,7 @@ pub async fn run(
         for recorded in page {
             let position = recorded.position;
             let trace = match &traces {
-                Some(traces) => traces.get(position)?,
+                Some(traces) => traces.get(&recorded.stream, recorded.version)?,
                 None => TraceHeaders::default(),
             };
             let envelope = Envelope {

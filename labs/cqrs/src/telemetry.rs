@@ -5,8 +5,8 @@
 //!
 //! Each request gets a server span, continuing the caller's trace when its `traceparent` is
 //! valid; a client that sends its write and the read after it in one trace sees both there.
-//! The command's context goes on to the projections: the write API records it per position
-//! in a [`TraceLog`], the publisher carries it in the message, and each projection applies
+//! The command's context goes on to the projections: the write API records it per event
+//! (stream and version) in a [`TraceLog`] before it appends, the publisher carries it in the message, and each projection applies
 //! the event in a span under it ([`project_span`]).
 
 use std::path::Path;
@@ -84,9 +84,10 @@ pub fn instrument(telemetry: Option<&CqrsTelemetry>, service: &str, router: Rout
 /// The projections' service name: a span per event applied, under the command's span.
 pub const PROJECT: &str = "cqrs-projection";
 
-/// The trace context of the commands that wrote each position, in a table beside the events
-/// (`trace_context` in the store's file): the event store keeps no context with an event, so
-/// the write API records it here and the publisher puts it in the message.
+/// The trace context of the commands that wrote each event, by stream and version, in a table
+/// beside the events (`trace_context` in the store's file): the event store keeps no context
+/// with an event, so the write API records it here before it appends (the publisher may see
+/// the event the moment it is committed) and the publisher puts it in the message.
 pub struct TraceLog {
     connection: Mutex<Connection>,
 }
@@ -103,39 +104,55 @@ impl TraceLog {
         let connection = Connection::open(path)?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         connection.execute_batch(
-            "CREATE TABLE IF NOT EXISTS trace_context (position INTEGER PRIMARY KEY, \
-             traceparent TEXT NOT NULL, tracestate TEXT)",
+            "CREATE TABLE IF NOT EXISTS trace_context (stream TEXT NOT NULL, version INTEGER NOT NULL, \
+             traceparent TEXT NOT NULL, tracestate TEXT, PRIMARY KEY (stream, version))",
         )?;
         Ok(TraceLog {
             connection: Mutex::new(connection),
         })
     }
 
-    /// Records `trace` as the context of positions `first..=last`; nothing when it is empty.
-    pub fn record(&self, first: u64, last: u64, trace: &TraceHeaders) -> anyhow::Result<()> {
+    /// Records `trace` as the context of versions `first..=last` of `stream`; nothing when it
+    /// is empty.
+    pub fn record(
+        &self,
+        stream: &str,
+        first: u64,
+        last: u64,
+        trace: &TraceHeaders,
+    ) -> anyhow::Result<()> {
         let Some(traceparent) = trace.traceparent() else {
             return Ok(());
         };
         let mut connection = self.connection.lock();
         let tx = connection.transaction()?;
-        for position in first..=last {
+        for version in first..=last {
             tx.execute(
-                "INSERT OR REPLACE INTO trace_context VALUES (?1, ?2, ?3)",
-                params![position, traceparent, trace.tracestate()],
+                "INSERT OR REPLACE INTO trace_context VALUES (?1, ?2, ?3, ?4)",
+                params![stream, version, traceparent, trace.tracestate()],
             )?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// The context recorded for `position`; empty when none was.
-    pub fn get(&self, position: u64) -> anyhow::Result<TraceHeaders> {
+    /// Forgets versions `first..=last` of `stream`: the append they were recorded for failed.
+    pub fn forget(&self, stream: &str, first: u64, last: u64) -> anyhow::Result<()> {
+        self.connection.lock().execute(
+            "DELETE FROM trace_context WHERE stream = ?1 AND version BETWEEN ?2 AND ?3",
+            params![stream, first, last],
+        )?;
+        Ok(())
+    }
+
+    /// The context recorded for version `version` of `stream`; empty when none was.
+    pub fn get(&self, stream: &str, version: u64) -> anyhow::Result<TraceHeaders> {
         let connection = self.connection.lock();
         let row = connection
             .prepare_cached(
-                "SELECT traceparent, tracestate FROM trace_context WHERE position = ?1",
+                "SELECT traceparent, tracestate FROM trace_context WHERE stream = ?1 AND version = ?2",
             )?
-            .query_row([position], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row(params![stream, version], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
         Ok(row.map_or_else(TraceHeaders::default, |(parent, state)| {
             TraceHeaders::stored(Some(parent), state)

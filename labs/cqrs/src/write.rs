@@ -176,19 +176,17 @@ async fn order_command(
                 )
             })
             .collect();
-        match state
+        let versions = (loaded.version + 1, loaded.version + decided.len() as u64);
+        trace_context(&state, &stream, versions, true);
+        let appended = state
             .store
             .append(&stream, ExpectedVersion::Exact(loaded.version), batch)
-            .await
-        {
+            .await;
+        if appended.is_err() {
+            trace_context(&state, &stream, versions, false);
+        }
+        match appended {
             Ok(appended) => {
-                if let Some(traces) = &state.traces {
-                    let first = appended.position - (appended.version - appended.first_version);
-                    let trace = TraceHeaders::current();
-                    if let Err(error) = traces.record(first, appended.position, &trace) {
-                        tracing::warn!(%error, "the command's trace context was not recorded");
-                    }
-                }
                 return Ok(written(
                     StatusCode::CREATED,
                     appended.position,
@@ -206,6 +204,24 @@ async fn order_command(
     ))
 }
 // ANCHOR_END: order_command
+
+/// With tracing on, records the current span's context for `versions` of `stream` (before the
+/// append: the publisher may read the events the moment they commit), or forgets it (the
+/// append failed). A failure here loses only a trace's link, never the command.
+fn trace_context(state: &WriteState, stream: &str, versions: (u64, u64), record: bool) {
+    let Some(traces) = &state.traces else {
+        return;
+    };
+    let (first, last) = versions;
+    let done = if record {
+        traces.record(stream, first, last, &TraceHeaders::current())
+    } else {
+        traces.forget(stream, first, last)
+    };
+    if let Err(error) = done {
+        tracing::warn!(%error, stream, "the command's trace context was not kept");
+    }
+}
 
 /// A name to show: 1 to 200 characters, not blank.
 #[derive(Deserialize)]
