@@ -8,19 +8,30 @@
 //!    order-details checkpoint passes that token; p50 and p99;
 //! 3. at `CQRS_BENCH_EVENTS` events (default 1,000,000), the read latency of one order page
 //!    from the denormalised view against the same answer computed by a join over a normalised
-//!    write model (orders, lines, customers, products, indexed), p50 and p99 over random orders.
+//!    write model (orders, lines, customers, products, indexed), and against what a reader
+//!    does without a view: the order's, customer's and products' streams loaded from the event
+//!    sourcing lab's SQLite store and folded ([`store`]); p50 and p99 over random orders;
+//! 4. the peer, `cqrs-es`'s `GenericQuery` updated inline after each commit, on the same
+//!    events over SQLite ([`peer`]): events/s applied and the same read's latency.
 //!
 //! Run with `cargo xtask bench cqrs`. `CQRS_BENCH_RATE` (default 1000) sets the command rate
 //! and `CQRS_BENCH_SECONDS` (default 5) how long it is held.
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/peer.rs"]
+mod peer;
+#[path = "support/store.rs"]
+mod store;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cqrs_core::projector::{Input, Output};
-use cqrs_core::{Catalog, Details, Fact, Machine, Millis, Positioned, Projector, RowKey, View};
+use cqrs_core::{
+    Catalog, Details, Fact, Machine, Millis, OrderDetails, Positioned, Projector, RowKey, View,
+};
 use event_sourcing_core::Event;
 use lab_cqrs::projection::{Admin, Settings};
 use lab_cqrs::system::{self, Pieces};
@@ -246,7 +257,7 @@ fn read_latency(label: &str, orders: u64, mut read: impl FnMut(&str)) -> (Durati
     times.sort();
     let (p50, p99) = (percentile(&times, 0.50), percentile(&times, 0.99));
     println!(
-        "  {label:<34} p50 {:>7.1} µs   p99 {:>7.1} µs",
+        "  {label:<36} p50 {:>7.1} µs   p99 {:>7.1} µs",
         p50.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6
     );
@@ -337,9 +348,45 @@ fn main() {
     let (join_p50, _) = read_latency("join over the normalised model", orders, |id| {
         std::hint::black_box(by_join(&normal, id));
     });
+    let events_file = store::fill(&dir.join("events.db"), &all);
+    let (fold_p50, _) = read_latency("streams folded from the event store", orders, |id| {
+        std::hint::black_box(store::order_page(&events_file, id));
+    });
+
+    println!("the peer: cqrs-es GenericQuery, updated inline after each commit (SQLite views)");
+    let peer_runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let query = peer::ShopQuery::new(std::sync::Arc::new(peer::SqliteViews::open(
+        &dir.join("peer.db"),
+    )));
+    let peer_rate = peer_runtime.block_on(peer::apply(&query, &all));
+    println!("  one commit per event        {peer_rate:>10.0} events/s   ({events} events)");
+    for n in [0, orders / 2, orders - 1] {
+        let id = format!("o{n}");
+        let row: OrderDetails =
+            serde_json::from_value(viewdb::row(&view, "orders", &id).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            row,
+            store::order_page(&events_file, &id),
+            "the store's fold of {id}"
+        );
+        let peer_row = peer_runtime.block_on(peer::order_page(&query, &id));
+        assert_eq!(row, peer_row, "the peer's page of {id}");
+    }
+    let (peer_p50, _) = read_latency("cqrs-es views (order, then names)", orders, |id| {
+        std::hint::black_box(peer_runtime.block_on(peer::order_page(&query, id)));
+    });
     println!(
-        "  the view is {:.1}× faster at p50",
-        join_p50.as_secs_f64() / view_p50.as_secs_f64()
+        "  the view is {:.1}× faster at p50 than the join, {:.1}× than the store's fold, {:.1}× than the peer",
+        join_p50.as_secs_f64() / view_p50.as_secs_f64(),
+        fold_p50.as_secs_f64() / view_p50.as_secs_f64(),
+        peer_p50.as_secs_f64() / view_p50.as_secs_f64()
+    );
+    println!(
+        "  projection against the peer: one transaction per event {:.2}×, batched {:.1}×",
+        per_event / peer_rate,
+        batched / peer_rate
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,7 @@
 //! - [`viewdb`] — a view's SQLite file;
 //! - [`read`] — the read, metrics and admin APIs;
 //! - [`system`] — the pieces put together, in one process or one role per process;
+//! - [`telemetry`] — the services' tracing, on when an OTLP endpoint is given;
 //! - [`demo`] — the narrated demo.
 
 pub mod demo;
@@ -18,6 +19,7 @@ pub mod projection;
 pub mod publisher;
 pub mod read;
 pub mod system;
+pub mod telemetry;
 pub mod transport;
 pub mod viewdb;
 pub mod write;

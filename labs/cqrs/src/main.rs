@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use lab_cqrs::projection::Settings;
 use lab_cqrs::system::{self, Pieces};
+use lab_cqrs::telemetry::{CqrsTelemetry, SERVICES};
 use lab_runtime::Narrator;
 use lab_runtime::cli::{Role as LabRole, RoleArgs};
 
@@ -50,6 +52,10 @@ struct Args {
     /// The demo's pace: 0 runs it without pauses.
     #[arg(long, default_value_t = 1.0)]
     pace: f64,
+    /// Trace the write and read APIs to the OTLP/HTTP collector at this base URL (spans go to
+    /// `<url>/v1/traces`; `cargo run -p lab-tracing` runs one). Off when not given.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp: Option<String>,
 }
 
 #[tokio::main]
@@ -83,7 +89,22 @@ async fn main() -> anyhow::Result<()> {
         halt_after_commit: args.halt_after_commit,
         ..Settings::default()
     };
-    let started = system::start(&args.data, pieces, args.nats.as_deref(), settings).await?;
+    let telemetry = match args.otlp.as_deref().filter(|url| !url.trim().is_empty()) {
+        Some(endpoint) => Some(
+            CqrsTelemetry::start(endpoint, &SERVICES)
+                .await
+                .with_context(|| format!("cannot trace to the OTLP endpoint {endpoint}"))?,
+        ),
+        None => None,
+    };
+    let started = system::start_traced(
+        &args.data,
+        pieces,
+        args.nats.as_deref(),
+        settings,
+        telemetry.as_ref(),
+    )
+    .await?;
     let listener = lab_runtime::serve::bind_loopback(args.run.port()).await?;
     println!(
         "cqrs {:?} on http://{} ({}, data in {})",
@@ -95,5 +116,10 @@ async fn main() -> anyhow::Result<()> {
     let router = started.router.clone();
     lab_runtime::serve::serve(listener, router, lab_runtime::serve::ctrl_c()).await?;
     drop(started);
+    if let Some(telemetry) = telemetry
+        && let Err(error) = telemetry.shutdown().await
+    {
+        tracing::warn!(%error, "could not send the last spans to the collector");
+    }
     Ok(())
 }

@@ -19,6 +19,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use lab_telemetry::messages::TraceHeaders;
+
+use crate::telemetry;
 use crate::transport::{Ack, Envelope, Inbox};
 use crate::viewdb::{self, Checkpoint, wall_ms};
 
@@ -35,6 +38,8 @@ pub struct Settings {
     /// Test hook: after committing a checkpoint at or past this position, print a line and
     /// stop before acknowledging (the crash test kills the process there).
     pub halt_after_commit: Option<u64>,
+    /// The projections' tracer: each event applied in a span under its command's context.
+    pub telemetry: Option<Arc<lab_telemetry::Telemetry>>,
 }
 
 impl Default for Settings {
@@ -43,6 +48,7 @@ impl Default for Settings {
             batch: 256,
             gap_wait: Millis(5_000),
             halt_after_commit: None,
+            telemetry: None,
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct Live<V: View> {
     acks: BTreeMap<u64, Vec<Ack>>,
     published: BTreeMap<u64, u64>,
     applied: u64,
+    /// The spans of events being applied, ended once their position is committed.
+    spans: BTreeMap<u64, Vec<tracing::Span>>,
 }
 
 /// A projection held still: nothing is applied until this is dropped.
@@ -113,6 +121,7 @@ impl<V: View> Projection<V> {
             connection,
             acks: BTreeMap::new(),
             published: BTreeMap::new(),
+            spans: BTreeMap::new(),
         };
         Ok(Arc::new(Projection {
             live: Arc::new(tokio::sync::Mutex::new(live)),
@@ -178,6 +187,11 @@ impl<V: View> Projection<V> {
             Positioned { position, fact: Fact::Other }
         });
         live.published.insert(position, envelope.published_ms);
+        if let Some(telemetry) = &self.settings.telemetry {
+            let trace = TraceHeaders::stored(envelope.traceparent, envelope.tracestate);
+            let span = telemetry::project_span(telemetry, V::NAME, position, &trace);
+            live.spans.entry(position).or_default().push(span);
+        }
         live.acks.entry(position).or_default().push(ack);
         let Ok(()) = live
             .projector
@@ -239,6 +253,8 @@ impl<V: View> Projection<V> {
                 let _ = std::io::stdout().flush();
                 std::future::pending::<()>().await;
             }
+            let rest = live.spans.split_off(&(position + 1));
+            drop(std::mem::replace(&mut live.spans, rest));
             self.checkpoint.send_replace(position);
         }
         let rest = live.acks.split_off(&(position + 1));

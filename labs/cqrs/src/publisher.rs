@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_sourcing_store::EventStore;
+use lab_telemetry::messages::TraceHeaders;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::watch;
 
+use crate::telemetry::TraceLog;
 use crate::transport::{Envelope, Transport};
 use crate::viewdb::wall_ms;
 
@@ -61,13 +63,15 @@ impl Checkpoint {
 
 // ANCHOR: publish_loop
 /// Publishes `$all` after `after` for ever, saving each page's last position to `checkpoint`
-/// (when given) once the transport holds the page. `published` follows the last position sent.
+/// (when given) once the transport holds the page. `published` follows the last position sent;
+/// each message carries the context `traces` recorded for its event.
 pub async fn run(
     store: Arc<dyn EventStore>,
     transport: Transport,
     mut after: u64,
     checkpoint: Option<Checkpoint>,
     published: watch::Sender<u64>,
+    traces: Option<Arc<TraceLog>>,
 ) -> anyhow::Result<()> {
     let mut live = store.live();
     loop {
@@ -81,9 +85,15 @@ pub async fn run(
         }
         for recorded in page {
             let position = recorded.position;
+            let trace = match &traces {
+                Some(traces) => traces.get(&recorded.stream, recorded.version)?,
+                None => TraceHeaders::default(),
+            };
             let envelope = Envelope {
                 recorded,
                 published_ms: wall_ms(),
+                traceparent: trace.traceparent().map(str::to_owned),
+                tracestate: trace.tracestate().map(str::to_owned),
             };
             transport.publish(&envelope).await?;
             after = position;

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::projection::{Admin, Projection, Settings};
 use crate::publisher;
 use crate::read::{self, ReadState};
+use crate::telemetry::{self, CqrsTelemetry, TraceLog};
 use crate::transport::Transport;
 use crate::write::{self, WriteState};
 
@@ -90,13 +91,25 @@ fn spawn_logged(
     })
 }
 
-// ANCHOR: start
-/// Starts `pieces` on the files in `dir`, over JetStream when `nats_url` is given.
+/// Starts `pieces` on the files in `dir`, over JetStream when `nats_url` is given, untraced.
 pub async fn start(
     dir: &Path,
     pieces: Pieces,
     nats_url: Option<&str>,
     settings: Settings,
+) -> anyhow::Result<Started> {
+    start_traced(dir, pieces, nats_url, settings, None).await
+}
+
+// ANCHOR: start
+/// Starts `pieces` on the files in `dir`, over JetStream when `nats_url` is given; each API
+/// traced to `telemetry`'s collector when it is given.
+pub async fn start_traced(
+    dir: &Path,
+    pieces: Pieces,
+    nats_url: Option<&str>,
+    settings: Settings,
+    telemetry: Option<&CqrsTelemetry>,
 ) -> anyhow::Result<Started> {
     std::fs::create_dir_all(dir)?;
     let deployment = dir.canonicalize()?.to_string_lossy().into_owned();
@@ -113,6 +126,14 @@ pub async fn start(
         )?))
     } else {
         None
+    };
+    let traces = match (telemetry, needs_store) {
+        (Some(_), true) => Some(Arc::new(TraceLog::open(&dir.join("store.db"))?)),
+        _ => None,
+    };
+    let settings = Settings {
+        telemetry: telemetry.and_then(|telemetry| telemetry.of(telemetry::PROJECT)),
+        ..settings
     };
     let mut router = Router::new().route("/health", get(health));
     let mut tasks = Vec::new();
@@ -147,7 +168,14 @@ pub async fn start(
             published = Some(receiver);
             tasks.push(spawn_logged(
                 "the publisher",
-                publisher::run(as_store, transport.clone(), from, None, sender),
+                publisher::run(
+                    as_store,
+                    transport.clone(),
+                    from,
+                    None,
+                    sender,
+                    traces.clone(),
+                ),
             ));
         }
         admin.push(d.clone());
@@ -157,9 +185,11 @@ pub async fn start(
     }
     if let (true, Some(store)) = (pieces.write, &store) {
         let as_store: Arc<dyn EventStore> = store.clone();
-        router = router.merge(write::router(WriteState {
+        let api = write::router(WriteState {
             store: Arc::clone(&as_store),
-        }));
+            traces: traces.clone(),
+        });
+        router = router.merge(telemetry::instrument(telemetry, telemetry::WRITE, api));
         if nats {
             let checkpoint = publisher::Checkpoint::open(&dir.join("publisher.db"))?;
             let from = checkpoint.get()?;
@@ -167,7 +197,14 @@ pub async fn start(
             published = Some(receiver);
             tasks.push(spawn_logged(
                 "the publisher",
-                publisher::run(as_store, transport.clone(), from, Some(checkpoint), sender),
+                publisher::run(
+                    as_store,
+                    transport.clone(),
+                    from,
+                    Some(checkpoint),
+                    sender,
+                    traces.clone(),
+                ),
             ));
         }
     }
@@ -176,11 +213,12 @@ pub async fn start(
             .iter()
             .map(|name| (*name, view_path(dir, name)))
             .collect();
-        router = router.merge(read::router(ReadState {
+        let api = read::router(ReadState {
             store: dir.join("store.db"),
             views,
             admin,
-        }));
+        });
+        router = router.merge(telemetry::instrument(telemetry, telemetry::READ, api));
     }
     Ok(Started {
         router: router.fallback(lab_http::not_found),

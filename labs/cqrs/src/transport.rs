@@ -21,6 +21,12 @@ pub struct Envelope {
     pub recorded: Recorded,
     /// Wall-clock ms when the publisher sent it.
     pub published_ms: u64,
+    /// The `traceparent` of the command that wrote the event, when it was traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// Its `tracestate`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// How long JetStream waits for an acknowledgement before it redelivers.

@@ -25,8 +25,11 @@ use cqrs_core::Catalog;
 use event_sourcing_core::{Command, ExpectedVersion, decide, encode};
 use event_sourcing_store::{EventStore, StoreError, load};
 use lab_http::Problem;
+use lab_telemetry::messages::TraceHeaders;
 use serde::Deserialize;
 use serde_json::json;
+
+use crate::telemetry::TraceLog;
 
 /// The header a write answers with and a read may send back.
 pub const TOKEN_HEADER: &str = "position-token";
@@ -38,6 +41,8 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub struct WriteState {
     /// The event store the aggregate's events go to.
     pub store: Arc<dyn EventStore>,
+    /// Where each command's trace context is recorded for its positions, when traced.
+    pub traces: Option<Arc<TraceLog>>,
 }
 
 /// The write API.
@@ -171,11 +176,16 @@ async fn order_command(
                 )
             })
             .collect();
-        match state
+        let versions = (loaded.version + 1, loaded.version + decided.len() as u64);
+        trace_context(&state, &stream, versions, true);
+        let appended = state
             .store
             .append(&stream, ExpectedVersion::Exact(loaded.version), batch)
-            .await
-        {
+            .await;
+        if appended.is_err() {
+            trace_context(&state, &stream, versions, false);
+        }
+        match appended {
             Ok(appended) => {
                 return Ok(written(
                     StatusCode::CREATED,
@@ -194,6 +204,24 @@ async fn order_command(
     ))
 }
 // ANCHOR_END: order_command
+
+/// With tracing on, records the current span's context for `versions` of `stream` (before the
+/// append: the publisher may read the events the moment they commit), or forgets it (the
+/// append failed). A failure here loses only a trace's link, never the command.
+fn trace_context(state: &WriteState, stream: &str, versions: (u64, u64), record: bool) {
+    let Some(traces) = &state.traces else {
+        return;
+    };
+    let (first, last) = versions;
+    let done = if record {
+        traces.record(stream, first, last, &TraceHeaders::current())
+    } else {
+        traces.forget(stream, first, last)
+    };
+    if let Err(error) = done {
+        tracing::warn!(%error, stream, "the command's trace context was not kept");
+    }
+}
 
 /// A name to show: 1 to 200 characters, not blank.
 #[derive(Deserialize)]
