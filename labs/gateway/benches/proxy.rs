@@ -41,8 +41,11 @@
 //! trace, is sampled, and its span is exported: the most tracing can cost. The spans go over
 //! OTLP/HTTP protobuf to a receiver in this process (on the load generator's core) that accepts
 //! every batch and discards it once its spans are counted, after each round, so the count
-//! shows that spans were exported, not dropped. `GATEWAY_BENCH_ONLY=tracing` runs this pass
-//! alone.
+//! shows that spans were exported, not dropped. A third side, (l), is the traced gateway as a
+//! production one is usually set up: head sampling of new traces at 10 % through the SDK's own
+//! variables (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`),
+//! every request still given a trace context to pass on. `GATEWAY_BENCH_ONLY=tracing` runs this
+//! pass alone.
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -742,20 +745,27 @@ fn tracing_pass(
     let sink = start_otlp_sink(Arc::clone(&batches))?;
     let off = start_gateway_tracing(gateway_bin, work, upstream, false, None, None, pinned)?;
     let on = start_gateway_tracing(gateway_bin, work, upstream, false, None, Some(sink), pinned)?;
+    let sampled = start_gateway_sampled(gateway_bin, work, upstream, sink, pinned)?;
     wait_for(off.port)?;
     wait_for(on.port)?;
+    wait_for(sampled.port)?;
     println!(
         "\ntracing pass: (j) and (k) take turns for {rounds} rounds of wrk -t1 -c{CONNECTIONS} -d{secs}s; spans to an OTLP/HTTP protobuf receiver that counts and discards them"
     );
     let sides = [
         ("(j) gateway, tracing off", &off),
         ("(k) gateway, tracing on (every request sampled)", &on),
+        (
+            "(l) gateway, tracing on (new traces sampled 10 %)",
+            &sampled,
+        ),
     ];
-    let mut runs: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new()];
+    let mut runs: Vec<Vec<Measured>> = vec![Vec::new(), Vec::new(), Vec::new()];
     let mut spans = 0usize;
     for round in 0..rounds {
-        // The sides swap places every round, so neither always runs first.
-        let mut order: Vec<usize> = vec![0, 1];
+        // The sides change places every round, so none always runs first.
+        let mut order: Vec<usize> = vec![0, 1, 2];
+        order.rotate_left(round % 3);
         if round % 2 == 1 {
             order.reverse();
         }
@@ -796,19 +806,48 @@ fn tracing_pass(
         );
         medians.push(median.requests_per_sec);
     }
-    let traced_requests: u64 = runs[1].iter().map(|m| m.requests).sum();
-    println!(
-        "\nk/j (tracing on / off)       {:.3}  (throughput cost {:.1} %, goal < 5 %)",
-        medians[1] / medians[0],
-        (1.0 - medians[1] / medians[0]) * 100.0
-    );
+    let traced_requests: u64 = runs[1].iter().chain(&runs[2]).map(|m| m.requests).sum();
+    for (label, side) in [
+        ("k/j (every request sampled)", 1),
+        ("l/j (10 % sampled)", 2),
+    ] {
+        println!(
+            "\n{label:<28} {:.3}  (throughput cost {:.1} %, goal < 5 %)",
+            medians[side] / medians[0],
+            (1.0 - medians[side] / medians[0]) * 100.0
+        );
+    }
     println!(
         "spans received {spans} for {traced_requests} measured traced requests (plus warm-ups)"
     );
-    drop((off, on));
+    drop((off, on, sampled));
     Ok(())
 }
 // ANCHOR_END: tracing_pass
+
+/// The traced gateway with the SDK's head sampler at 10 % for new traces (a caller's sampled
+/// flag is still followed).
+fn start_gateway_sampled(
+    bin: &str,
+    work: &Path,
+    upstream: SocketAddr,
+    collector: SocketAddr,
+    pinned: bool,
+) -> anyhow::Result<Proxy> {
+    start_gateway_with(
+        bin,
+        work,
+        upstream,
+        false,
+        None,
+        Some(collector),
+        pinned,
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+        ],
+    )
+}
 
 /// An OTLP/HTTP receiver that answers every batch `200` at once and keeps its bytes, for
 /// [`take_spans`] to count between rounds: it does not decode while the load runs.
@@ -922,6 +961,30 @@ fn start_gateway_tracing(
     collector: Option<SocketAddr>,
     pinned: bool,
 ) -> anyhow::Result<Proxy> {
+    start_gateway_with(
+        bin,
+        work,
+        upstream,
+        guarded,
+        rs256_public_key,
+        collector,
+        pinned,
+        &[],
+    )
+}
+
+/// [`start_gateway_tracing`] with more environment variables for the gateway's process.
+#[allow(clippy::too_many_arguments)]
+fn start_gateway_with(
+    bin: &str,
+    work: &Path,
+    upstream: SocketAddr,
+    guarded: bool,
+    rs256_public_key: Option<&Path>,
+    collector: Option<SocketAddr>,
+    pinned: bool,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<Proxy> {
     let port = free_port()?;
     let mut conf = format!(
         "listen = \"127.0.0.1:{port}\"\n\n[upstreams.up]\nurl = \"http://{upstream}\"\n\n\
@@ -949,7 +1012,11 @@ fn start_gateway_tracing(
     } else {
         ""
     };
-    let traced = if collector.is_some() { "-traced" } else { "" };
+    let traced = match (collector.is_some(), extra_env.is_empty()) {
+        (false, _) => "",
+        (true, true) => "-traced",
+        (true, false) => "-traced-sampled",
+    };
     let path: PathBuf = work.join(format!("gateway-{guarded}{keys}{traced}.toml"));
     std::fs::write(&path, conf)?;
     let child = spawn_pinned(
@@ -967,10 +1034,15 @@ fn start_gateway_tracing(
         // tens of thousands of requests a second that is a few milliseconds of spans. A larger
         // queue and batches (the SDK's own environment variables) let it keep up.
         &[
-            ("RUST_LOG", "error"),
-            ("OTEL_BSP_MAX_QUEUE_SIZE", "65536"),
-            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048"),
-        ],
+            [
+                ("RUST_LOG", "error"),
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "65536"),
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048"),
+            ]
+            .as_slice(),
+            extra_env,
+        ]
+        .concat(),
     )
     .context("starting the lab gateway")?;
     Ok(Proxy { child, port })
