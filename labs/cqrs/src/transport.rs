@@ -3,6 +3,8 @@
 //! it was published (for the lag in milliseconds). JetStream keeps a deployment's events in its
 //! own stream, deduplicated by position (`Nats-Msg-Id`), read by one durable pull consumer per
 //! projection; a message is acknowledged only after its effect and checkpoint are committed.
+//! Over JetStream the command's trace context travels as the message's `traceparent` and
+//! `tracestate` headers, where any NATS-aware tracer looks for it; in process, in the envelope.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,7 +146,17 @@ impl Transport {
                 let mut headers = async_nats::HeaderMap::new();
                 let id = envelope.recorded.position.to_string();
                 headers.insert("Nats-Msg-Id", id.as_str());
-                let payload = serde_json::to_vec(envelope)?;
+                if let Some(traceparent) = &envelope.traceparent {
+                    headers.insert(TRACEPARENT, traceparent.as_str());
+                }
+                if let Some(tracestate) = &envelope.tracestate {
+                    headers.insert(TRACESTATE, tracestate.as_str());
+                }
+                let payload = serde_json::to_vec(&Envelope {
+                    traceparent: None,
+                    tracestate: None,
+                    ..envelope.clone()
+                })?;
                 jetstream
                     .publish_with_headers(subject.clone(), headers, payload.into())
                     .await?
@@ -198,7 +210,7 @@ impl Inbox {
                         continue;
                     }
                 };
-                match serde_json::from_slice::<Envelope>(&message.payload) {
+                match decode(&message) {
                     Ok(envelope) => return Some((envelope, Ack::Nats(Box::new(message)))),
                     Err(error) => {
                         tracing::error!(%error, "a message that is no envelope; acknowledged and skipped");
@@ -216,7 +228,7 @@ impl Inbox {
             Inbox::Nats(messages) => {
                 // Polling a stream once and dropping the future loses nothing.
                 let message = messages.next().now_or_never()??.ok()?;
-                match serde_json::from_slice::<Envelope>(&message.payload) {
+                match decode(&message) {
                     Ok(envelope) => Some((envelope, Ack::Nats(Box::new(message)))),
                     Err(error) => {
                         tracing::error!(%error, "a message that is no envelope; it will come back and be skipped then");
@@ -226,4 +238,26 @@ impl Inbox {
             }
         }
     }
+}
+
+/// The message header that carries the command's `traceparent` over JetStream.
+const TRACEPARENT: &str = "traceparent";
+/// The message header that carries its `tracestate`.
+const TRACESTATE: &str = "tracestate";
+
+/// A JetStream message's envelope, its trace context from the message's headers (every value
+/// of a repeated header joined, so the strict rules see a duplicated `traceparent` and refuse it).
+fn decode(message: &async_nats::jetstream::Message) -> serde_json::Result<Envelope> {
+    let mut envelope: Envelope = serde_json::from_slice(&message.payload)?;
+    if let Some(headers) = &message.headers {
+        let all = |name: &str| {
+            headers
+                .get_all(name)
+                .map(|value| value.as_str().to_owned())
+                .reduce(|a, b| format!("{a},{b}"))
+        };
+        envelope.traceparent = all(TRACEPARENT).or(envelope.traceparent);
+        envelope.tracestate = all(TRACESTATE).or(envelope.tracestate);
+    }
+    Ok(envelope)
 }
