@@ -79,31 +79,36 @@ pub fn any_wants_nats(labs: &[LabNeeds]) -> bool {
     labs.iter().any(|lab| !lab.nats_tests.is_empty())
 }
 
-/// The `cargo test` arguments that run the labs' NATS test targets.
-fn nats_test_args(labs: &[LabNeeds]) -> Vec<String> {
-    let mut args = vec!["test".to_owned(), "--workspace".to_owned()];
-    for test in labs.iter().flat_map(|lab| &lab.nats_tests) {
-        args.push("--test".to_owned());
-        args.push(test.clone());
-    }
-    args
+/// The `cargo test` arguments that run each lab's NATS test targets: one command per lab, its
+/// package named, because `--test crash` across the workspace would also run every other
+/// package's `crash` target, NATS-ready or not.
+fn nats_test_args(labs: &[LabNeeds]) -> Vec<Vec<String>> {
+    labs.iter()
+        .filter(|lab| !lab.nats_tests.is_empty())
+        .map(|lab| {
+            let mut args = vec!["test".to_owned(), "-p".to_owned(), lab.package.clone()];
+            for test in &lab.nats_tests {
+                args.push("--test".to_owned());
+                args.push(test.clone());
+            }
+            args
+        })
+        .collect()
 }
 
 /// Start one `nats-server -js` and run every lab's NATS test targets against it.
 pub fn run_nats_tests(root: &Path, labs: &[LabNeeds]) -> Result<()> {
     let server = nats::start(root)?;
     step::note(&format!("nats-server -js on {}", server.url));
-    let asking: Vec<&str> = labs
-        .iter()
-        .filter(|lab| !lab.nats_tests.is_empty())
-        .map(|lab| lab.package.as_str())
-        .collect();
-    let mut cmd = Command::new(tools::cargo());
-    cmd.args(nats_test_args(labs)).env("NATS_URL", &server.url);
-    step::run_checked(
-        &mut cmd,
-        &format!("the NATS JetStream tests of {}", asking.join(", ")),
-    )
+    for args in nats_test_args(labs) {
+        let mut cmd = Command::new(tools::cargo());
+        cmd.args(&args).env("NATS_URL", &server.url);
+        step::run_checked(
+            &mut cmd,
+            &format!("the NATS JetStream tests of {}", args[2]),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -123,9 +128,17 @@ mod tests {
         let lab = parse(&path).expect("a valid lab.toml");
         assert_eq!(lab.package, "lab-x");
         assert_eq!(lab.nats_tests, ["a", "b"]);
+        let other = LabNeeds {
+            package: "lab-w".to_owned(),
+            nats_tests: vec!["a".to_owned()],
+        };
         assert_eq!(
-            nats_test_args(&[lab]),
-            ["test", "--workspace", "--test", "a", "--test", "b"]
+            nats_test_args(&[lab, other]),
+            [
+                vec!["test", "-p", "lab-x", "--test", "a", "--test", "b"],
+                vec!["test", "-p", "lab-w", "--test", "a"],
+            ],
+            "each lab's targets run in its own package only"
         );
         std::fs::write(&path, "package = \"lab-y\"\n").expect("a scratch lab.toml");
         let plain = parse(&path).expect("a lab.toml without needs is valid");
