@@ -86,15 +86,19 @@ impl Tracing {
             Some((address, port)) => (address, port.parse::<i64>().ok()),
             None => (host, None),
         };
-        let mut attributes = Vec::with_capacity(6);
-        attributes.push(KeyValue::new("http.request.method", method.clone()));
-        attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
-        attributes.push(KeyValue::new("server.address", address.to_owned()));
-        if let Some(port) = port {
-            attributes.push(KeyValue::new("server.port", port));
-        }
+        // Built only for a sampled span.
+        let attributes = || {
+            let mut attributes = Vec::with_capacity(6);
+            attributes.push(KeyValue::new("http.request.method", method.clone()));
+            attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
+            attributes.push(KeyValue::new("server.address", address.to_owned()));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new("server.port", port));
+            }
+            attributes
+        };
         self.spans
-            .server_span(method, request.headers(), attributes)
+            .server_span(method.clone(), request.headers(), attributes)
     }
 }
 
@@ -142,6 +146,9 @@ pub(crate) struct Hook<'a> {
 impl Hook<'_> {
     /// The request matched route `index`: `http.route` and the span's final name.
     pub(crate) fn routed(self, index: usize, method: &Method) {
+        if !self.span.is_recording() {
+            return;
+        }
         if let Some(route) = self.tracing.routes.get(index) {
             self.span
                 .update_name(format!("{} {}", method.as_str(), route.as_str()));

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use http::{HeaderMap, HeaderName};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, TraceId, Tracer};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, TraceId, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use trace_context_core::Restart;
@@ -48,23 +48,27 @@ impl SpanSource {
     // ANCHOR: server_span_from_headers
     /// Starts the server span of a request known by its headers: a child of the caller's span
     /// when its one `traceparent` is valid (its `tracestate` kept), the root of a new trace
-    /// otherwise, with `trace.restarted` saying why.
+    /// otherwise, with `trace.restarted` saying why. `attributes` are built only when the
+    /// sampler kept the span: an unsampled request allocates none of them.
     pub fn server_span(
         &self,
         name: impl Into<Cow<'static, str>>,
         headers: &HeaderMap,
-        mut attributes: Vec<KeyValue>,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> ServerSpan {
         let incoming = incoming(&HeaderExtractor(headers));
-        if let Some(restart) = incoming.restart {
-            attributes.push(KeyValue::new("trace.restarted", restart_reason(restart)));
-        }
-        let span = self
+        let mut span = self
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
             .start_with_context(&self.tracer, &remote_context(&incoming));
+        if span.is_recording() {
+            let mut attributes = attributes();
+            if let Some(restart) = incoming.restart {
+                attributes.push(KeyValue::new("trace.restarted", restart_reason(restart)));
+            }
+            span.set_attributes(attributes);
+        }
         ServerSpan {
             context: Context::new().with_span(span),
         }
@@ -86,6 +90,12 @@ impl ServerSpan {
     /// (`opentelemetry::context::FutureExt::with_context`) so code below can add events.
     pub fn context(&self) -> &Context {
         &self.context
+    }
+
+    /// Whether the span is sampled, so its attributes and events are kept: what is worth
+    /// building only for a recorded span can wait on this.
+    pub fn is_recording(&self) -> bool {
+        self.context.span().is_recording()
     }
 
     /// The trace the span belongs to (its `Display` is the 32 lowercase hex digits).
