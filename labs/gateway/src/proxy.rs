@@ -16,11 +16,12 @@ use axum::http::{Method, Response, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use bytes::{BufMut, BytesMut};
 use gateway_core::RouteError;
+use opentelemetry::context::FutureExt as _;
 
 use crate::forward::{GuardedBody, buffer_body, clean_response_headers, prepare_upstream_headers};
 use crate::problem::{Problem, problem};
 use crate::state::Gateway;
-use crate::trace::Hook;
+use crate::trace::{Hook, TraceOf};
 use crate::upstream::{Outgoing, UpstreamError};
 
 /// What happens to every proxied request: [`forward`], inside the gateway's span when tracing
@@ -30,8 +31,37 @@ pub async fn proxy_request(
     peer: SocketAddr,
     request: Request,
 ) -> Response<Body> {
-    crate::trace::traced(gateway, peer, request).await
+    traced(gateway, peer, request).await
 }
+
+// ANCHOR: hook
+/// The tracing around one proxied request: start the span from the client's headers, run the
+/// proxy with the span attached (so a retry deep in the upstream's loop can add its event),
+/// end it with the status, and leave the trace id for the access log. Without tracing, only
+/// the incoming trace context is checked.
+pub(crate) async fn traced(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    mut request: Request,
+) -> Response<Body> {
+    let Some(tracing) = &gateway.tracing else {
+        lab_telemetry::proxy::pass_through(request.headers_mut());
+        return forward(gateway, peer, request, None).await;
+    };
+    let span = tracing.span_for(&request);
+    let hook = Hook {
+        tracing,
+        span: &span,
+    };
+    let mut response = forward(gateway, peer, request, Some(hook))
+        .with_context(span.context().clone())
+        .await;
+    let trace_id = span.trace_id();
+    span.end(response.status().as_u16());
+    response.extensions_mut().insert(TraceOf(trace_id));
+    response
+}
+// ANCHOR_END: hook
 
 // ANCHOR: proxy
 /// Route, admit, forward, stream back; `hook` is the request's span, when tracing is on.

@@ -273,3 +273,20 @@ pub struct Admitted {
 fn unauthorized(error: AuthError) -> Response<Body> {
     Problem::from(error).into_response()
 }
+
+impl Gateway {
+    /// Starts tracing when the configuration has a `[tracing]` section; without one, returns
+    /// the gateway as it is.
+    pub async fn start_tracing(mut self) -> anyhow::Result<Gateway> {
+        if let Some(config) = &self.config.tracing {
+            let prefixes = self.config.routes.iter().map(|route| route.prefix.clone());
+            self.tracing = Some(crate::trace::Tracing::start(config, prefixes).await?);
+        }
+        Ok(self)
+    }
+
+    /// The gateway's telemetry, when tracing is on.
+    pub fn telemetry(&self) -> Option<&Arc<lab_telemetry::Telemetry>> {
+        self.tracing.as_ref().map(crate::trace::Tracing::telemetry)
+    }
+}

@@ -16,22 +16,17 @@
 //! Either way the access log names the trace: the gateway's span's, or the valid incoming one's.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{Method, Response, header};
+use axum::http::{Method, header};
 use lab_telemetry::Telemetry;
 use lab_telemetry::proxy::{ServerSpan, SpanSource, add_event_to_current};
 use lab_telemetry::telemetry::Wire;
-use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceId;
 use opentelemetry::{KeyValue, Value};
 
 use crate::config::{TracingConfig, TracingProtocol};
-use crate::proxy::forward;
-use crate::state::Gateway;
 
 /// The gateway's tracer, built from `[tracing]`.
 #[derive(Debug)]
@@ -75,7 +70,7 @@ impl Tracing {
     }
 
     /// Starts the span of one proxied request, from its headers.
-    fn span_for(&self, request: &Request) -> ServerSpan {
+    pub(crate) fn span_for(&self, request: &Request) -> ServerSpan {
         let method = method_name(request.method());
         let host = request
             .headers()
@@ -119,28 +114,13 @@ fn method_name(method: &Method) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-impl Gateway {
-    /// Starts tracing when the configuration has a `[tracing]` section; without one, returns
-    /// the gateway as it is.
-    pub async fn start_tracing(mut self) -> anyhow::Result<Gateway> {
-        if let Some(config) = &self.config.tracing {
-            let prefixes = self.config.routes.iter().map(|route| route.prefix.clone());
-            self.tracing = Some(Tracing::start(config, prefixes).await?);
-        }
-        Ok(self)
-    }
-
-    /// The gateway's telemetry, when tracing is on.
-    pub fn telemetry(&self) -> Option<&Arc<Telemetry>> {
-        self.tracing.as_ref().map(Tracing::telemetry)
-    }
-}
-
 /// What the proxy's handler is told about the request's span, when there is one.
 #[derive(Clone, Copy)]
 pub(crate) struct Hook<'a> {
-    tracing: &'a Tracing,
-    span: &'a ServerSpan,
+    /// The gateway's tracer.
+    pub(crate) tracing: &'a Tracing,
+    /// The request's span.
+    pub(crate) span: &'a ServerSpan,
 }
 
 impl Hook<'_> {
@@ -173,35 +153,6 @@ impl Hook<'_> {
         );
     }
 }
-
-// ANCHOR: hook
-/// The tracing around one proxied request: start the span from the client's headers, run the
-/// proxy with the span attached (so a retry deep in the upstream's loop can add its event),
-/// end it with the status, and leave the trace id for the access log. Without tracing, only
-/// the incoming trace context is checked.
-pub(crate) async fn traced(
-    gateway: &Gateway,
-    peer: SocketAddr,
-    mut request: Request,
-) -> Response<Body> {
-    let Some(tracing) = &gateway.tracing else {
-        lab_telemetry::proxy::pass_through(request.headers_mut());
-        return forward(gateway, peer, request, None).await;
-    };
-    let span = tracing.span_for(&request);
-    let hook = Hook {
-        tracing,
-        span: &span,
-    };
-    let mut response = forward(gateway, peer, request, Some(hook))
-        .with_context(span.context().clone())
-        .await;
-    let trace_id = span.trace_id();
-    span.end(response.status().as_u16());
-    response.extensions_mut().insert(TraceOf(trace_id));
-    response
-}
-// ANCHOR_END: hook
 
 /// An attempt failed and the upstream's loop tries again: an event on the request's span.
 pub(crate) fn retrying(upstream: &str, attempt: u32, reason: &dyn std::fmt::Display) {
