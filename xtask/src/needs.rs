@@ -79,41 +79,111 @@ pub fn any_wants_nats(labs: &[LabNeeds]) -> bool {
     labs.iter().any(|lab| !lab.nats_tests.is_empty())
 }
 
-/// The `cargo test` arguments that run each lab's NATS test targets: one command per lab, its
-/// package named, because `--test crash` across the workspace would also run every other
-/// package's `crash` target, NATS-ready or not.
-fn nats_test_args(labs: &[LabNeeds]) -> Vec<Vec<String>> {
-    labs.iter()
-        .filter(|lab| !lab.nats_tests.is_empty())
-        .map(|lab| {
-            let mut args = vec!["test".to_owned(), "-p".to_owned(), lab.package.clone()];
-            for test in &lab.nats_tests {
-                args.push("--test".to_owned());
-                args.push(test.clone());
-            }
-            args
-        })
-        .collect()
+/// The `cargo test` arguments that run the labs' NATS test targets.
+fn nats_test_args(labs: &[LabNeeds]) -> Vec<String> {
+    let mut args = vec!["test".to_owned(), "--workspace".to_owned()];
+    for test in labs.iter().flat_map(|lab| &lab.nats_tests) {
+        args.push("--test".to_owned());
+        args.push(test.clone());
+    }
+    args
 }
 
 /// Start one `nats-server -js` and run every lab's NATS test targets against it.
 pub fn run_nats_tests(root: &Path, labs: &[LabNeeds]) -> Result<()> {
     let server = nats::start(root)?;
     step::note(&format!("nats-server -js on {}", server.url));
-    for args in nats_test_args(labs) {
-        let mut cmd = Command::new(tools::cargo());
-        cmd.args(&args).env("NATS_URL", &server.url);
-        step::run_checked(
-            &mut cmd,
-            &format!("the NATS JetStream tests of {}", args[2]),
-        )?;
-    }
-    Ok(())
+    let asking: Vec<&str> = labs
+        .iter()
+        .filter(|lab| !lab.nats_tests.is_empty())
+        .map(|lab| lab.package.as_str())
+        .collect();
+    let mut cmd = Command::new(tools::cargo());
+    cmd.args(nats_test_args(labs)).env("NATS_URL", &server.url);
+    step::run_checked(
+        &mut cmd,
+        &format!("the NATS JetStream tests of {}", asking.join(", ")),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `tests/<name>.rs` under `labs/`, by file stem, with the lab folder it is in.
+    fn test_targets(root: &Path) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for entry in walkdir::WalkDir::new(root.join("labs"))
+            .into_iter()
+            .flatten()
+        {
+            let path = entry.path();
+            let in_tests = path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|dir| dir == "tests");
+            if !in_tests || path.extension().is_none_or(|ext| ext != "rs") {
+                continue;
+            }
+            let Ok(relative) = path.strip_prefix(root.join("labs")) else {
+                continue;
+            };
+            let lab = relative
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            found.push((stem, lab));
+        }
+        found
+    }
+
+    #[test]
+    fn no_other_lab_has_a_test_target_named_like_a_nats_one() {
+        // The NATS phase runs `cargo test --workspace --test NAME`, which runs every package's
+        // target of that name with NATS_URL set: a lab's target named like another lab's NATS
+        // one would run against NATS without being written for it.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives in the workspace root");
+        let mut nats_tests_of_lab = std::collections::BTreeMap::new();
+        for path in std::fs::read_dir(root.join("labs"))
+            .expect("labs/")
+            .flatten()
+        {
+            let manifest = path.path().join("lab.toml");
+            if manifest.is_file() {
+                let needs = parse(&manifest).expect("a valid lab.toml");
+                nats_tests_of_lab.insert(
+                    path.file_name().to_string_lossy().into_owned(),
+                    needs.nats_tests,
+                );
+            }
+        }
+        let targets = test_targets(root);
+        for (lab, nats_tests) in &nats_tests_of_lab {
+            for name in nats_tests {
+                let clashes: Vec<&String> = targets
+                    .iter()
+                    .filter(|(stem, other)| stem == name && other != lab)
+                    .filter(|(_, other)| {
+                        !nats_tests_of_lab
+                            .get(other)
+                            .is_some_and(|tests| tests.contains(name))
+                    })
+                    .map(|(_, other)| other)
+                    .collect();
+                assert!(
+                    clashes.is_empty(),
+                    "labs/{lab}'s NATS test target {name:?} is also a test target of {clashes:?}, which would run against NATS too: rename one"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_lab_lists_the_tests_that_need_nats() {
@@ -128,17 +198,9 @@ mod tests {
         let lab = parse(&path).expect("a valid lab.toml");
         assert_eq!(lab.package, "lab-x");
         assert_eq!(lab.nats_tests, ["a", "b"]);
-        let other = LabNeeds {
-            package: "lab-w".to_owned(),
-            nats_tests: vec!["a".to_owned()],
-        };
         assert_eq!(
-            nats_test_args(&[lab, other]),
-            [
-                vec!["test", "-p", "lab-x", "--test", "a", "--test", "b"],
-                vec!["test", "-p", "lab-w", "--test", "a"],
-            ],
-            "each lab's targets run in its own package only"
+            nats_test_args(&[lab]),
+            ["test", "--workspace", "--test", "a", "--test", "b"]
         );
         std::fs::write(&path, "package = \"lab-y\"\n").expect("a scratch lab.toml");
         let plain = parse(&path).expect("a lab.toml without needs is valid");

@@ -45,8 +45,13 @@ async fn start(dir: &Path, nats: Option<&str>, batch: usize) -> anyhow::Result<L
     })
 }
 
+/// The widest a lag bar is drawn: `scale` positions or more fill it, and a wider lag is clipped,
+/// so the columns after it stay in place.
+const BAR_WIDTH: u64 = 20;
+
+/// `value` out of `scale` as a bar of at most [`BAR_WIDTH`] blocks.
 fn bar(value: u64, scale: u64) -> String {
-    let width = (value * 30).div_ceil(scale.max(1)).min(30) as usize;
+    let width = (value * BAR_WIDTH).div_ceil(scale.max(1)).min(BAR_WIDTH) as usize;
     "█".repeat(width)
 }
 
@@ -206,10 +211,10 @@ async fn scenario(
             let lag = lag(&view_path(dir, name), head)?;
             peak[index] = peak[index].max(lag.positions);
             line.push_str(&format!(
-                " {name:<16} {:>4} pos {:>4} ms {:<12}",
+                " {name:<16} {:>4} pos {:>4} ms {:<20}",
                 lag.positions,
                 lag.millis,
-                bar(lag.positions, 60)
+                bar(lag.positions, 120)
             ));
         }
         if rows < 12 {
