@@ -74,10 +74,8 @@ impl CqrsTelemetry {
 // ANCHOR: instrument
 /// `router` with a server span per request when `service` is traced, unchanged otherwise.
 pub fn instrument(telemetry: Option<&CqrsTelemetry>, service: &str, router: Router) -> Router {
-    match telemetry.and_then(|telemetry| telemetry.of(service)) {
-        Some(traced) => traced.instrument(router),
-        None => router,
-    }
+    let traced = telemetry.and_then(|telemetry| telemetry.of(service));
+    lab_telemetry::env::instrument(traced.as_ref(), router)
 }
 // ANCHOR_END: instrument
 

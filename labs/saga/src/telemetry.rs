@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use lab_telemetry::{Telemetry, Wire};
 
 /// Every service of the lab, by the name its spans carry (`service.name`).
@@ -63,10 +62,5 @@ impl SagaTelemetry {
     }
 }
 
-/// `router` with a server span per request when `telemetry` is given, unchanged otherwise.
-pub fn instrument(telemetry: Option<&Arc<Telemetry>>, router: Router) -> Router {
-    match telemetry {
-        Some(telemetry) => telemetry.instrument(router),
-        None => router,
-    }
-}
+/// `router` with a server span per request when its service is traced, unchanged otherwise.
+pub use lab_telemetry::env::instrument;
