@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
@@ -28,9 +27,7 @@ use tracing::{Dispatch, Instrument};
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::propagator::{
-    HeaderExtractor, HeaderInjector, StrictPropagator, incoming, remote_context,
-};
+use crate::propagator::{HeaderExtractor, incoming, remote_context};
 
 /// How a service sends its spans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,39 +262,10 @@ async fn server_span(
 
 // ANCHOR: traced_get
 /// A `GET` from inside a traced request: a client span, child of the current span, whose
-/// context goes out as `traceparent` (and `tracestate`).
+/// context goes out as `traceparent` (and `tracestate`); [`crate::client::traced_execute`]
+/// for any other request.
 pub async fn traced_get(client: &reqwest::Client, url: &str) -> anyhow::Result<reqwest::Response> {
-    let parsed = reqwest::Url::parse(url)?;
-    let span = tracing::info_span!(
-        "call",
-        otel.name = format!("GET {}", parsed.path()),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        http.request.method = "GET",
-        url.full = url,
-        server.address = parsed.host_str().unwrap_or_default(),
-        server.port = parsed.port_or_known_default().unwrap_or_default(),
-        http.response.status_code = Empty,
-    );
-    let mut headers = http::HeaderMap::new();
-    StrictPropagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers));
-    let response = client
-        .get(url)
-        .headers(headers)
-        .send()
-        .instrument(span.clone())
-        .await;
-    match &response {
-        Ok(response) => {
-            span.record("http.response.status_code", response.status().as_u16());
-            if response.status().is_server_error() {
-                span.record("otel.status_code", "ERROR");
-            }
-        }
-        Err(_) => {
-            span.record("otel.status_code", "ERROR");
-        }
-    }
-    Ok(response?)
+    let request = client.get(url).build()?;
+    Ok(crate::client::traced_execute(client, request).await?)
 }
 // ANCHOR_END: traced_get
