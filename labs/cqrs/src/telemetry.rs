@@ -10,11 +10,10 @@
 //! the event in a span under it ([`project_span`]).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Router;
+use lab_telemetry::Telemetry;
 use lab_telemetry::messages::{self, TraceHeaders};
-use lab_telemetry::{Telemetry, Wire};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use tracing::Span;
@@ -27,49 +26,7 @@ pub const READ: &str = "cqrs-read";
 pub const SERVICES: [&str; 3] = [WRITE, READ, PROJECT];
 
 /// The services' tracers, shared by whatever runs them in this process.
-#[derive(Clone, Debug, Default)]
-pub struct CqrsTelemetry {
-    services: Vec<Arc<Telemetry>>,
-}
-
-impl CqrsTelemetry {
-    /// Tracers for `services` (names from [`SERVICES`]), exporting to the collector whose
-    /// base URL is `endpoint` (`http://127.0.0.1:4318`; spans go to `/v1/traces`).
-    pub async fn start(endpoint: &str, services: &[&'static str]) -> anyhow::Result<CqrsTelemetry> {
-        let endpoint = endpoint.trim_end_matches('/');
-        let mut started = Vec::new();
-        for service in services {
-            started.push(Arc::new(
-                Telemetry::new(service, endpoint, Wire::Protobuf, 0, None).await?,
-            ));
-        }
-        Ok(CqrsTelemetry { services: started })
-    }
-
-    /// The tracer of `service`, if this process traces it.
-    pub fn of(&self, service: &str) -> Option<Arc<Telemetry>> {
-        self.services
-            .iter()
-            .find(|telemetry| telemetry.service == service)
-            .cloned()
-    }
-
-    /// Sends every finished span now, and waits until the collector has them.
-    pub async fn flush(&self) -> anyhow::Result<()> {
-        for telemetry in &self.services {
-            telemetry.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Flushes and stops every exporter.
-    pub async fn shutdown(&self) -> anyhow::Result<()> {
-        for telemetry in &self.services {
-            telemetry.shutdown().await?;
-        }
-        Ok(())
-    }
-}
+pub type CqrsTelemetry = lab_telemetry::env::Tracers;
 
 // ANCHOR: instrument
 /// `router` with a server span per request when `service` is traced, unchanged otherwise.

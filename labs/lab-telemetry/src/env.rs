@@ -52,6 +52,52 @@ pub async fn from_env(service: &'static str) -> anyhow::Result<Option<Arc<Teleme
     telemetry_for(service, endpoint.as_deref(), protocol.as_deref()).await
 }
 
+/// Several services' tracers in one process (a lab that runs its services together), found by
+/// service name.
+#[derive(Clone, Debug, Default)]
+pub struct Tracers {
+    services: Vec<Arc<Telemetry>>,
+}
+
+impl Tracers {
+    /// Tracers for `services`, exporting to the collector whose base URL is `endpoint`
+    /// (`http://127.0.0.1:4318`; spans go to `/v1/traces`).
+    pub async fn start(endpoint: &str, services: &[&'static str]) -> anyhow::Result<Tracers> {
+        let endpoint = endpoint.trim_end_matches('/');
+        let mut started = Vec::new();
+        for service in services {
+            started.push(Arc::new(
+                Telemetry::new(service, endpoint, Wire::Protobuf, 0, None).await?,
+            ));
+        }
+        Ok(Tracers { services: started })
+    }
+
+    /// The tracer of `service`, if this process traces it.
+    pub fn of(&self, service: &str) -> Option<Arc<Telemetry>> {
+        self.services
+            .iter()
+            .find(|telemetry| telemetry.service == service)
+            .cloned()
+    }
+
+    /// Sends every finished span now, and waits until the collector has them.
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        for telemetry in &self.services {
+            telemetry.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and stops every exporter.
+    pub async fn shutdown(&self) -> anyhow::Result<()> {
+        for telemetry in &self.services {
+            telemetry.shutdown().await?;
+        }
+        Ok(())
+    }
+}
+
 // ANCHOR: instrument_if
 /// `router` with a server span per request when `telemetry` is given, unchanged otherwise.
 pub fn instrument(telemetry: Option<&Arc<Telemetry>>, router: axum::Router) -> axum::Router {
